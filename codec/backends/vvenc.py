@@ -1,0 +1,113 @@
+"""VVC through ffmpeg's libvvenc encoder and native ``vvc`` decoder (the default codec).
+
+Settings and why:
+
+* Random access with intra period 32 frames. ffmpeg's ``-period`` is in
+  *seconds*, so frames are fed at 1 fps and ``-period <intra_period>`` is frames.
+* ``poc0idr=1`` (default ``poc0idr=true``): the first frame is an IDR and
+  every ``intra_period``-th frame after it is a CRA, i.e. intra frames at
+  0, 32, 64, ... like VTM's random-access configuration. Without it VVenC
+  codes the first GOP's *last* frame (31) as IDR and frames 0..30 as leading
+  pictures, so intra frames fall on 31, 63, ...
+* ``-qpa 0`` and, by default, ``MCTF=0:BIM=0``: the temporal pre-filter blends
+  neighbouring frames (= neighbouring channels) and block-importance mapping
+  changes QPs; both are on in every preset even with ``-qpa 0``, and BIM
+  needs MCTF, so ``bim=true`` requires ``mctf=true``.
+* Access-unit delimiters: by default this ffmpeg's libvvenc writes one 7-byte
+  AUD per frame. They carry no picture data and VTM writes none, so by
+  default (``aud=false``) the encoder is given ``AccessUnitDelimiter=0`` and
+  the stream holds no AUDs at all (each access unit then starts with a 4-byte
+  start code, as Annex B asks). ``Bitstream.bits`` counts every byte of the
+  stream that is kept; ``aud=true`` keeps (and counts) the AUDs.
+* QP: VVC QP 0..63 (+6 doubles the step); ``qp`` is the base QP, VVenC's GOP
+  adds its own per-layer offsets.
+* Size limit: ffmpeg's libvvenc wrapper gives VVenC an output buffer of
+  width*height bytes per access unit, so a picture whose coded size (with
+  parameter sets) exceeds one byte per luma sample makes the encode fail.
+  Measured: tiny frames (under about 32x32) with detailed content at QP <= 22,
+  white noise at QP 22 up to 32x32; never on smooth content of 32x48 and up.
+  Real MobileNetV2 features (128x128, log 8-bit) at QP 12: largest picture
+  14.6 KB of the 16 KB allowed, so very low QPs on real data are near the limit.
+  The error then says so; use larger frames (TiledPacking), a higher QP or VTM.
+* Input is 10-bit only (``yuv420p10le``): 8-bit codes are shifted up by 2 and
+  decoded with ``(x + 2) >> 2``.
+"""
+from __future__ import annotations
+
+from .base import Option, int_range
+from .ffmpeg_base import FFmpegCodec, join_params
+
+__all__ = ["VVenCCodec"]
+
+
+class VVenCCodec(FFmpegCodec):
+    """VVenC (libvvenc in ffmpeg), decoded with ffmpeg's native VVC decoder.
+
+    Options: ``preset`` (faster|fast|medium|slow|slower, default faster),
+    ``intra_period`` (frames, default 32; 1 = all intra), ``gop`` (16|32),
+    ``poc0idr``, ``mctf``, ``bim``, ``qpa``, ``aud``, ``vvenc_params`` (extra
+    ``key=value:key=value`` for VVenC, applied last), ``threads`` (default 1:
+    jobs run in parallel processes).
+    """
+
+    name = "vvenc"
+    grid = 8
+    qp_range = (0, 63)
+    bit_depths = (8, 10)
+    encoder = "libvvenc"
+    decoder = "vvc"
+    muxer = "vvc"
+    demuxer = "vvc"
+    OPTIONS = {
+        "preset": Option("faster", str, "VVenC preset", choices=("faster", "fast", "medium", "slow", "slower")),
+        "intra_period": Option(32, int, "frames between intra pictures (1 = all intra)", check=int_range(1, 4096)),
+        "gop": Option(32, int, "GOP size (hierarchical B)", choices=(16, 32)),
+        "poc0idr": Option(True, bool, "IDR at frame 0, intra at multiples of intra_period"),
+        "mctf": Option(False, bool, "motion-compensated temporal pre-filter (blends neighbouring frames)"),
+        "bim": Option(False, bool, "block importance mapping (needs mctf)"),
+        "qpa": Option(False, bool, "perceptual QP adaptation"),
+        "aud": Option(False, bool, "keep access-unit delimiters (7 bytes/frame) in the stream"),
+        "vvenc_params": Option("", str, "extra VVenC key=value:key=value parameters (applied last)"),
+        "threads": Option(1, int, "encoder/decoder threads", check=int_range(1, 256)),
+    }
+
+    def _check_options(self):
+        o = self.options
+        if o["bim"] and not o["mctf"]:
+            raise ValueError("codec 'vvenc': bim=true needs mctf=true (VVenC's BIM uses the MCTF analysis)")
+        if o["intra_period"] > 1 and o["intra_period"] % o["gop"]:
+            raise ValueError(f"codec 'vvenc': intra_period={o['intra_period']} must be 1 or a multiple of "
+                             f"gop={o['gop']}")
+
+    def _explain_failure(self, log, shape, qp):
+        if "Error submitting video frame" in log or "Error flushing encoder" in log:
+            n, h, w = shape
+            return (f"libvvenc rejected a picture: ffmpeg's wrapper allows at most {h * w} bytes (one per luma "
+                    f"sample) per coded {h}x{w} picture, and very small or very detailed frames at qp {qp} need "
+                    f"more; use larger frames (TiledPacking), a higher qp, or the vtm backend")
+        return None
+
+    def _coded_depth(self, bit_depth: int) -> int:
+        return 10
+
+    def _chroma(self) -> str:
+        return "420"
+
+    def vvenc_params(self) -> str:
+        """The ``-vvenc-params`` string this configuration passes."""
+        o = self.options
+        ours = [f"GOPSize={o['gop']}" if o["intra_period"] > 1 else ""]
+        if not o["mctf"]:
+            ours.append("MCTF=0")
+        if not o["bim"]:
+            ours.append("BIM=0")
+        ours.append(f"poc0idr={int(o['poc0idr'])}")
+        ours.append(f"AccessUnitDelimiter={int(o['aud'])}")
+        return join_params(*ours, o["vvenc_params"])
+
+    def _encoder_args(self, qp: int, bit_depth: int) -> list[str]:
+        o = self.options
+        return [
+            "-preset", o["preset"], "-qp", str(qp), "-qpa", "1" if o["qpa"] else "0",
+            "-period", str(o["intra_period"]), "-vvenc-params", self.vvenc_params(),
+        ]

@@ -1,0 +1,188 @@
+"""Packing channel codes [C, H, W] into video frames [N, Hp, Wp] and back.
+
+Video codecs need frame sizes that are multiples of a small block size (the
+codec's ``grid``), so frames are padded at the bottom/right by repeating the
+last row/column (edge replication costs almost no bits, unlike a constant
+border that would create an artificial edge). ``unpack`` crops the padding.
+
+* :class:`TemporalPacking`: one channel per frame (the paper's layout); the
+  channel order becomes the frame order, which is what inter prediction sees.
+* :class:`TiledPacking`: channels tiled row-major into a near-square mosaic
+  (FCM's layout), all channels in one frame or ``per_frame`` channels in each.
+  Unused tile slots of the last mosaic are filled with the rounded mean code
+  of the mosaic's channels (flat and cheap to code).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .quantize import parse_spec
+
+__all__ = ["Packing", "TemporalPacking", "TiledPacking", "PACKING_NAMES", "make_packing", "pad_to_grid"]
+
+
+def _check_codes(codes: np.ndarray) -> np.ndarray:
+    a = np.asarray(codes)
+    if a.ndim != 3 or min(a.shape) < 1:
+        raise ValueError(f"codes must be a non-empty [C, H, W] array, got shape {a.shape}")
+    return a
+
+
+def _check_grid(grid: int) -> int:
+    if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 1:
+        raise ValueError(f"grid={grid!r}; pass a positive integer (the codec's .grid)")
+    return int(grid)
+
+
+def pad_to_grid(frames: np.ndarray, grid: int) -> np.ndarray:
+    """Pad [N, H, W] frames at the bottom/right by edge replication to multiples of ``grid``."""
+    grid = _check_grid(grid)
+    n, h, w = frames.shape
+    ph, pw = -h % grid, -w % grid
+    if ph == 0 and pw == 0:
+        return np.ascontiguousarray(frames)
+    return np.pad(frames, ((0, 0), (0, ph), (0, pw)), mode="edge")
+
+
+class Packing:
+    """Base class: ``pack(codes, grid) -> frames`` and ``unpack(frames, shape) -> codes``."""
+
+    name = "base"
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {}
+
+    def spec(self) -> str:
+        """Canonical ``"name:key=value"`` string (inverse of :func:`make_packing`)."""
+        opts = ",".join(f"{k}={v}" for k, v in sorted(self.get_params().items()) if v is not None)
+        return f"{self.name}:{opts}" if opts else self.name
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def frame_shape(self, shape: tuple[int, int, int], grid: int) -> tuple[int, int, int]:
+        """(N, Hp, Wp) of the frames ``pack`` makes for codes of ``shape``."""
+        raise NotImplementedError
+
+    def pack(self, codes: np.ndarray, grid: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def unpack(self, frames: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _check_frames(self, frames: np.ndarray, shape) -> tuple[np.ndarray, tuple[int, int, int]]:
+        f = np.asarray(frames)
+        try:
+            c, h, w = (int(v) for v in shape)
+        except (TypeError, ValueError):
+            raise ValueError(f"shape must be (C, H, W), got {shape!r}") from None
+        if min(c, h, w) < 1:
+            raise ValueError(f"shape must be positive (C, H, W), got {shape!r}")
+        exp_n, exp_h, exp_w = self.frame_shape((c, h, w), 1)
+        if f.ndim != 3 or f.shape[0] != exp_n or f.shape[1] < exp_h or f.shape[2] < exp_w:
+            raise ValueError(
+                f"{self.name} packing of codes {(c, h, w)} needs [{exp_n}, >={exp_h}, >={exp_w}] frames, "
+                f"got {f.shape}; unpack with the shape and packing used for pack"
+            )
+        return f, (c, h, w)
+
+
+class TemporalPacking(Packing):
+    """One channel per frame: [C, H, W] -> [C, Hp, Wp]."""
+
+    name = "temporal"
+
+    def frame_shape(self, shape, grid):
+        c, h, w = shape
+        grid = _check_grid(grid)
+        return c, -(-h // grid) * grid, -(-w // grid) * grid
+
+    def pack(self, codes: np.ndarray, grid: int) -> np.ndarray:
+        return pad_to_grid(_check_codes(codes), grid)
+
+    def unpack(self, frames: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+        f, (c, h, w) = self._check_frames(frames, shape)
+        return np.ascontiguousarray(f[:, :h, :w])
+
+
+class TiledPacking(Packing):
+    """Channels tiled row-major into mosaics.
+
+    Args:
+        cols: tiles per mosaic row; default makes the mosaic near-square in
+            pixels (``ceil(sqrt(k * H / W))`` for k channels per mosaic).
+        per_frame: channels per mosaic frame; default all channels in one frame.
+    """
+
+    name = "tiled"
+
+    def __init__(self, cols: int | None = None, per_frame: int | None = None):
+        for key, v in (("cols", cols), ("per_frame", per_frame)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+                raise ValueError(f"tiled packing: {key}={v!r}; use a positive integer or None")
+        self.cols = cols
+        self.per_frame = per_frame
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {"cols": self.cols, "per_frame": self.per_frame}
+
+    def layout(self, shape: tuple[int, int, int]) -> tuple[int, int, int]:
+        """(frames, rows, cols) of the mosaic for codes of ``shape``."""
+        c, h, w = shape
+        k = min(self.per_frame or c, c)
+        cols = self.cols or max(1, math.ceil(math.sqrt(k * h / w)))
+        cols = min(cols, k)
+        rows = -(-k // cols)
+        return -(-c // k), rows, cols
+
+    def frame_shape(self, shape, grid):
+        c, h, w = shape
+        grid = _check_grid(grid)
+        n, rows, cols = self.layout((c, h, w))
+        return n, -(-rows * h // grid) * grid, -(-cols * w // grid) * grid
+
+    def pack(self, codes: np.ndarray, grid: int) -> np.ndarray:
+        a = _check_codes(codes)
+        c, h, w = a.shape
+        n, rows, cols = self.layout(a.shape)
+        per = rows * cols
+        k = min(self.per_frame or c, c)
+        frames = np.empty((n, rows * h, cols * w), dtype=a.dtype)
+        for f in range(n):
+            chans = a[f * k:(f + 1) * k]
+            fill = np.rint(chans.mean()).astype(a.dtype)
+            tiles = np.concatenate([chans, np.full((per - len(chans), h, w), fill, a.dtype)]) if len(chans) < per else chans
+            frames[f] = tiles.reshape(rows, cols, h, w).transpose(0, 2, 1, 3).reshape(rows * h, cols * w)
+        return pad_to_grid(frames, grid)
+
+    def unpack(self, frames: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+        f, (c, h, w) = self._check_frames(frames, shape)
+        n, rows, cols = self.layout((c, h, w))
+        k = min(self.per_frame or c, c)
+        mosaic = f[:, :rows * h, :cols * w]
+        tiles = mosaic.reshape(n, rows, h, cols, w).transpose(0, 1, 3, 2, 4).reshape(n, rows * cols, h, w)
+        out = np.concatenate([tiles[i, :min(k, c - i * k)] for i in range(n)])
+        return np.ascontiguousarray(out)
+
+
+_PACKINGS = {"temporal": TemporalPacking, "tiled": TiledPacking}
+PACKING_NAMES: tuple[str, ...] = tuple(_PACKINGS)
+
+
+def make_packing(spec: "str | Packing" = "temporal", **kwargs: Any) -> Packing:
+    """Packing from ``"temporal"``, ``"tiled"``, ``"tiled:cols=12,per_frame=16"`` (or an instance)."""
+    if isinstance(spec, Packing):
+        return spec
+    name, opts = parse_spec(spec)
+    opts.update(kwargs)
+    if name not in _PACKINGS:
+        raise ValueError(f"unknown packing {name!r}; valid names: {', '.join(PACKING_NAMES)}")
+    valid = list(_PACKINGS[name]().get_params())
+    unknown = [k for k in opts if k not in valid]
+    if unknown:
+        raise ValueError(f"packing {name!r} has no option {unknown[0]!r}; valid options: {', '.join(valid) or 'none'}")
+    return _PACKINGS[name](**opts)

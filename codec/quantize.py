@@ -1,0 +1,438 @@
+"""Scalar quantizers: float features <-> integer codes of 8 or 10 bits.
+
+Every quantizer maps a value ``x`` through three steps::
+
+    u = clip((x - xmin) / (xmax - xmin), 0, 1)     # position in the fitted range
+    v = curve(u)                                   # monotone bijection of [0, 1]
+    q = round(v * (2**bits - 1))                   # integer code
+
+and back with ``x = xmin + (xmax - xmin) * curve^-1(q / (2**bits - 1))``.
+Only the curve differs between the classes:
+
+* :class:`UniformQuantizer`: ``v = u`` (equal steps everywhere).
+* :class:`LogQuantizer`: ``v = log(1 + s*u) / log(1 + s)`` with ``shape`` s.
+  Steps are fine near ``xmin`` and coarse near ``xmax``: for ReLU features
+  (``xmin = 0``, most values near 0) it spends codes where the values are.
+  ``s`` is the ratio between the whole range and the value where the curve
+  turns from linear to logarithmic (s -> 0 gives the uniform curve).
+* :class:`PowerQuantizer`: ``v = u**gamma``; ``gamma < 1`` refines near
+  ``xmin`` (like the log curve but with a polynomial rather than a
+  logarithmic tail), ``gamma > 1`` refines near ``xmax``; ``gamma = 1`` is uniform.
+* :class:`MuLawQuantizer`: mu-law companding centred on zero,
+  ``g(x) = sign(x) * log(1 + mu*|x|/m) / log(1 + mu)`` with
+  ``m = max(|xmin|, |xmax|)``, and ``v = (g(x) - g(xmin)) / (g(xmax) - g(xmin))``.
+  For signed features it refines around 0 on both sides; for ``xmin = 0`` it
+  is the same curve as ``LogQuantizer(shape=mu)``.
+
+The range ``[xmin, xmax]`` is either given or fitted on calibration data in one
+streaming pass (:meth:`fit` never holds more than one array): with
+``percentile=100`` it is the exact minimum and maximum; with ``percentile=p < 100``
+it is the *mean over calibration arrays* of each array's ``(100 - p)``-th and
+``p``-th percentiles (clipped to the exact min/max). That is not the percentile
+of the pooled data, but it needs O(1) memory, does not depend on the order of
+the arrays, and no single outlier image can stretch the range. Values outside
+the range are clipped to the end codes.
+
+Exact inverse: :meth:`dequantize` reads a table with one float32 value per
+code, built once after fitting and nudged (``numpy.nextafter``) until
+``quantize(dequantize(q)) == q`` holds for every code ``q``.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Quantizer",
+    "UniformQuantizer",
+    "LogQuantizer",
+    "PowerQuantizer",
+    "MuLawQuantizer",
+    "QUANTIZER_NAMES",
+    "make_quantizer",
+    "quantizer_from_dict",
+    "parse_spec",
+]
+
+
+def _check_finite(x: np.ndarray, what: str) -> None:
+    if not np.all(np.isfinite(x)):
+        n_bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        raise ValueError(f"{what} contains {n_bad} NaN/Inf values; clean the features before quantizing")
+
+
+class Quantizer:
+    """Base class: range fitting, code mapping, serialisation.
+
+    Subclasses define ``name``, extra parameters in ``_extra_params`` and the
+    curve via :meth:`_curve` / :meth:`_inverse_curve` (arrays of float64 in
+    [0, 1], where the input of ``_curve`` is the clipped position ``u``).
+
+    Args:
+        bits: code depth, 8 or 10.
+        percentile: 100 for the exact min/max; ``p < 100`` clips the
+            ``100 - p`` % tails on each side (see module docstring).
+        xmin, xmax: fixed range; when both are given :meth:`fit` keeps them.
+            When only one is given, the other is fitted.
+    """
+
+    name = "base"
+    _extra_params: tuple[str, ...] = ()
+
+    def __init__(self, bits: int = 8, percentile: float = 100.0,
+                 xmin: float | None = None, xmax: float | None = None):
+        self.bits = bits
+        self.percentile = percentile
+        self.xmin = xmin
+        self.xmax = xmax
+        self._validate_params()
+        if xmin is not None and xmax is not None:
+            self._set_range(float(xmin), float(xmax))
+
+    # ----------------------------------------------------------- parameters
+    def _validate_params(self) -> None:
+        if self.bits not in (8, 10) or isinstance(self.bits, bool):
+            raise ValueError(f"{self.name} quantizer: bits={self.bits!r}; use 8 or 10")
+        p = self.percentile
+        if not isinstance(p, (int, float)) or not 50.0 < float(p) <= 100.0:
+            raise ValueError(f"{self.name} quantizer: percentile={p!r}; use a number in (50, 100]")
+        for key in ("xmin", "xmax"):
+            v = getattr(self, key)
+            if v is not None and not math.isfinite(float(v)):
+                raise ValueError(f"{self.name} quantizer: {key}={v!r} must be finite or None")
+        if self.xmin is not None and self.xmax is not None and not float(self.xmax) > float(self.xmin):
+            raise ValueError(f"{self.name} quantizer: xmax={self.xmax} must be > xmin={self.xmin}")
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters (scikit-learn convention)."""
+        params = {"bits": self.bits, "percentile": self.percentile, "xmin": self.xmin, "xmax": self.xmax}
+        for key in self._extra_params:
+            params[key] = getattr(self, key)
+        return params
+
+    def set_params(self, **params: Any) -> "Quantizer":
+        """Set constructor parameters; forgets a fitted range."""
+        valid = self.get_params()
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(f"{self.name} quantizer has no parameter {key!r}; valid: {', '.join(valid)}")
+            setattr(self, key, value)
+        self._validate_params()
+        for attr in ("xmin_", "xmax_", "_table"):
+            self.__dict__.pop(attr, None)
+        if self.xmin is not None and self.xmax is not None:
+            self._set_range(float(self.xmin), float(self.xmax))
+        return self
+
+    @property
+    def levels(self) -> int:
+        """Number of codes, ``2**bits``."""
+        return 1 << self.bits
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "xmin_")
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ----------------------------------------------------------- fitting
+    def fit(self, calib: Iterable[np.ndarray]) -> "Quantizer":
+        """Fit ``xmin_`` / ``xmax_`` on calibration arrays in one streaming pass.
+
+        ``calib`` is any iterable of float arrays (e.g. [C, H, W] features);
+        it is read once and never stacked. Returns ``self``.
+        """
+        if self.xmin is not None and self.xmax is not None:
+            self._set_range(float(self.xmin), float(self.xmax))
+            return self
+        q = float(self.percentile)
+        lo_sum = hi_sum = 0.0
+        gmin, gmax = math.inf, -math.inf
+        n = 0
+        for i, x in enumerate(calib):
+            a = np.asarray(x)
+            if a.size == 0:
+                raise ValueError(f"calibration array {i} is empty; give non-empty feature arrays")
+            _check_finite(a, f"calibration array {i}")
+            a = a.astype(np.float64, copy=False).ravel()
+            gmin = min(gmin, float(a.min()))
+            gmax = max(gmax, float(a.max()))
+            if q < 100.0:
+                lo, hi = np.percentile(a, [100.0 - q, q])
+                lo_sum += float(lo)
+                hi_sum += float(hi)
+            n += 1
+        if n == 0:
+            raise ValueError(f"{self.name} quantizer: calibration data is empty; pass at least one array")
+        if q < 100.0:
+            lo, hi = max(gmin, lo_sum / n), min(gmax, hi_sum / n)
+        else:
+            lo, hi = gmin, gmax
+        if self.xmin is not None:
+            lo = float(self.xmin)
+        if self.xmax is not None:
+            hi = float(self.xmax)
+        if not hi > lo:
+            # Constant data (or a fixed end beyond the data): any positive
+            # width gives an exact round trip; use one float32 resolves well.
+            hi = lo + max(1.0, abs(lo))
+        self._set_range(lo, hi)
+        return self
+
+    def _set_range(self, lo: float, hi: float) -> None:
+        self.xmin_ = float(lo)
+        self.xmax_ = float(hi)
+        self._table = self._build_table()
+
+    def _require_fitted(self) -> None:
+        if not self.is_fitted:
+            raise ValueError(f"{self.name} quantizer is not fitted; call fit(calibration_arrays) or give xmin and xmax")
+
+    # ----------------------------------------------------------- the curve
+    def _curve(self, u: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _inverse_curve(self, v: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ----------------------------------------------------------- coding
+    def _codes_from_float64(self, x: np.ndarray) -> np.ndarray:
+        span = self.xmax_ - self.xmin_
+        u = np.clip((x - self.xmin_) / span, 0.0, 1.0)
+        v = np.clip(self._curve(u), 0.0, 1.0)
+        return np.rint(v * (self.levels - 1)).astype(np.uint16)
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        """Float array -> ``uint16`` codes in ``[0, 2**bits - 1]`` (same shape)."""
+        self._require_fitted()
+        a = np.asarray(x)
+        _check_finite(a, "input to quantize")
+        return self._codes_from_float64(a.astype(np.float64))
+
+    def dequantize(self, codes: np.ndarray) -> np.ndarray:
+        """Integer codes -> float32 values (same shape); exact inverse of :meth:`quantize` on codes."""
+        self._require_fitted()
+        c = np.asarray(codes)
+        if not np.issubdtype(c.dtype, np.integer):
+            raise ValueError(f"codes have dtype {c.dtype}; pass integer codes (uint8/uint16) from quantize or a decoder")
+        if c.size and (int(c.min()) < 0 or int(c.max()) >= self.levels):
+            raise ValueError(
+                f"codes span [{int(c.min())}, {int(c.max())}] but a {self.bits}-bit quantizer has codes "
+                f"0..{self.levels - 1}; check the codec bit depth"
+            )
+        return self._table[c.astype(np.intp)]
+
+    def _build_table(self) -> np.ndarray:
+        """float32 value per code, nudged so that every code re-quantizes to itself."""
+        q = np.arange(self.levels)
+        u = np.clip(self._inverse_curve(q / (self.levels - 1)), 0.0, 1.0)
+        table = (self.xmin_ + u * (self.xmax_ - self.xmin_)).astype(np.float32)
+        for _ in range(64):
+            back = self._codes_from_float64(table.astype(np.float64)).astype(np.int64)
+            wrong = back != q
+            if not wrong.any():
+                break
+            direction = np.where(back[wrong] < q[wrong], np.inf, -np.inf).astype(np.float32)
+            table[wrong] = np.nextafter(table[wrong], direction)
+        else:
+            raise ValueError(
+                f"{self.name} quantizer: range [{self.xmin_}, {self.xmax_}] is too narrow for float32 at "
+                f"this offset to give {self.levels} distinct values; widen the range or use fewer bits"
+            )
+        return table
+
+    # ----------------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable description, including the fitted range when there is one."""
+        d: dict[str, Any] = {"format": "fcm-quantizer", "version": 1, "name": self.name, "params": self.get_params()}
+        d["range"] = [self.xmin_, self.xmax_] if self.is_fitted else None
+        return d
+
+
+class UniformQuantizer(Quantizer):
+    """Equal steps over the fitted range: ``v = u``."""
+
+    name = "uniform"
+
+    def _curve(self, u):
+        return u
+
+    def _inverse_curve(self, v):
+        return v
+
+
+class LogQuantizer(Quantizer):
+    """Logarithmic steps from ``xmin``: ``v = log(1 + shape*u) / log(1 + shape)``.
+
+    Fine steps near the range minimum (0 for ReLU features, where most values
+    are), coarse ones near the maximum. ``shape`` > 0 is the ratio between the
+    range width and the value where the curve bends from linear to logarithmic.
+    For signed data concentrated around 0 prefer :class:`MuLawQuantizer`.
+    """
+
+    name = "log"
+    _extra_params = ("shape",)
+
+    def __init__(self, bits: int = 8, percentile: float = 100.0, shape: float = 100.0,
+                 xmin: float | None = None, xmax: float | None = None):
+        self.shape = shape
+        super().__init__(bits=bits, percentile=percentile, xmin=xmin, xmax=xmax)
+
+    def _validate_params(self):
+        super()._validate_params()
+        if not isinstance(self.shape, (int, float)) or not 0 < float(self.shape) <= 1e6:
+            raise ValueError(f"log quantizer: shape={self.shape!r}; use a number in (0, 1e6]")
+
+    def _curve(self, u):
+        s = float(self.shape)
+        return np.log1p(s * u) / math.log1p(s)
+
+    def _inverse_curve(self, v):
+        s = float(self.shape)
+        return np.expm1(v * math.log1p(s)) / s
+
+
+class PowerQuantizer(Quantizer):
+    """Power-law steps: ``v = u**gamma`` (gamma < 1 refines near ``xmin``)."""
+
+    name = "power"
+    _extra_params = ("gamma",)
+
+    def __init__(self, bits: int = 8, percentile: float = 100.0, gamma: float = 0.5,
+                 xmin: float | None = None, xmax: float | None = None):
+        self.gamma = gamma
+        super().__init__(bits=bits, percentile=percentile, xmin=xmin, xmax=xmax)
+
+    def _validate_params(self):
+        super()._validate_params()
+        if not isinstance(self.gamma, (int, float)) or not 0.05 <= float(self.gamma) <= 20:
+            raise ValueError(f"power quantizer: gamma={self.gamma!r}; use a number in [0.05, 20]")
+
+    def _curve(self, u):
+        return np.power(u, float(self.gamma))
+
+    def _inverse_curve(self, v):
+        return np.power(v, 1.0 / float(self.gamma))
+
+
+class MuLawQuantizer(Quantizer):
+    """Mu-law companding around zero, rescaled to the fitted range.
+
+    ``g(x) = sign(x) log(1 + mu |x| / m) / log(1 + mu)``, ``m = max(|xmin|, |xmax|)``,
+    codes spread linearly over ``[g(xmin), g(xmax)]``. Fine steps around 0 on
+    both sides for signed data; for ``xmin = 0`` it equals ``LogQuantizer(shape=mu)``.
+    """
+
+    name = "mulaw"
+    _extra_params = ("mu",)
+
+    def __init__(self, bits: int = 8, percentile: float = 100.0, mu: float = 255.0,
+                 xmin: float | None = None, xmax: float | None = None):
+        self.mu = mu
+        super().__init__(bits=bits, percentile=percentile, xmin=xmin, xmax=xmax)
+
+    def _validate_params(self):
+        super()._validate_params()
+        if not isinstance(self.mu, (int, float)) or not 0 < float(self.mu) <= 1e6:
+            raise ValueError(f"mulaw quantizer: mu={self.mu!r}; use a number in (0, 1e6]")
+
+    def _g_params(self):
+        m = max(abs(self.xmin_), abs(self.xmax_))
+        mu = float(self.mu)
+        return m, mu, math.log1p(mu)
+
+    def _g(self, x):
+        m, mu, den = self._g_params()
+        return np.sign(x) * np.log1p(mu * np.abs(x) / m) / den
+
+    def _g_inv(self, y):
+        m, mu, den = self._g_params()
+        return np.sign(y) * np.expm1(np.abs(y) * den) * m / mu
+
+    def _curve(self, u):
+        x = self.xmin_ + u * (self.xmax_ - self.xmin_)
+        g0, g1 = self._g(np.float64(self.xmin_)), self._g(np.float64(self.xmax_))
+        return (self._g(x) - g0) / (g1 - g0)
+
+    def _inverse_curve(self, v):
+        g0, g1 = self._g(np.float64(self.xmin_)), self._g(np.float64(self.xmax_))
+        x = self._g_inv(g0 + v * (g1 - g0))
+        return (x - self.xmin_) / (self.xmax_ - self.xmin_)
+
+
+_CLASSES: dict[str, type[Quantizer]] = {
+    "uniform": UniformQuantizer,
+    "log": LogQuantizer,
+    "power": PowerQuantizer,
+    "mulaw": MuLawQuantizer,
+}
+QUANTIZER_NAMES: tuple[str, ...] = tuple(_CLASSES)
+
+
+def _coerce(text: str) -> Any:
+    t = text.strip()
+    if t.lower() in ("none", "null"):
+        return None
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        return float(t)
+    except ValueError:
+        return t
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """Split ``"name:key=value,key=value"`` into ``(name, {key: value})``.
+
+    Values become int, float or None where they parse as such, else stay strings.
+    """
+    name, _, rest = spec.partition(":")
+    name = name.strip()
+    opts: dict[str, Any] = {}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"bad option {item!r} in {spec!r}; write name:key=value,key=value")
+        opts[key.strip()] = _coerce(value)
+    return name, opts
+
+
+def make_quantizer(name: str, **kwargs: Any) -> Quantizer:
+    """Build a quantizer from a name or a ``"name:key=value,..."`` string plus keyword options.
+
+    Example: ``make_quantizer("log:bits=10,percentile=99.9")`` or
+    ``make_quantizer("power", gamma=0.4)``. Keyword options override the string's.
+    """
+    base, opts = parse_spec(name)
+    opts.update(kwargs)
+    key = base.lower().replace("-", "").replace("_", "")
+    if key not in _CLASSES:
+        raise ValueError(f"unknown quantizer {base!r}; valid names: {', '.join(QUANTIZER_NAMES)}")
+    cls = _CLASSES[key]
+    valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = [k for k in opts if k not in valid]
+    if unknown:
+        raise ValueError(f"quantizer {key!r} has no option {unknown[0]!r}; valid options: {', '.join(valid)}")
+    return cls(**opts)
+
+
+def quantizer_from_dict(d: dict[str, Any]) -> Quantizer:
+    """Rebuild a quantizer (with its fitted range) from :meth:`Quantizer.to_dict` output."""
+    if not isinstance(d, dict) or "name" not in d or "params" not in d:
+        raise ValueError("quantizer description must be a dict with 'name' and 'params' (from Quantizer.to_dict())")
+    q = make_quantizer(d["name"], **d["params"])
+    rng = d.get("range")
+    if rng is not None:
+        lo, hi = (float(v) for v in rng)
+        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+            raise ValueError(f"quantizer range {rng!r} is invalid; need finite xmin < xmax")
+        q._set_range(lo, hi)
+    return q

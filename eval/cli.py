@@ -1,0 +1,203 @@
+"""Command-line options and error handling shared by the studies' entry points.
+
+Studies stay thin: they declare options with these helpers, call :func:`prepare` and the
+:mod:`eval.experiment` steps, and print. Known failures (a bad order file, an unreadable
+image, a missing codec, NaN features, an unreachable scheduler) end the program with one
+line naming the problem and what to do, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from pathlib import Path
+
+from eval.runner import default_workers
+
+__all__ = [
+    "add_data_arguments", "add_coding_arguments", "add_run_arguments", "setup_logging", "friendly_errors",
+    "prepare", "learn_orders", "load_order_files", "report_failures", "codec_spec", "model_spec", "split_samples",
+]
+
+DEFAULT_QPS = [22, 27, 32, 37]
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("model and data")
+    g.add_argument("--model", default="mobilenet_v2", help="model adapter: mobilenet_v2 (embedded default) or detectron2")
+    g.add_argument("--config", default=None, help="detectron2: model-zoo config name or yaml path")
+    g.add_argument("--weights", default=None, help="model weights file (detectron2: model_final_*.pkl or .pth)")
+    g.add_argument("--device", default="cpu", help="torch device for the model (cpu, cuda)")
+    g.add_argument("--model-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
+                   help="extra keyword for the model adapter (repeatable), e.g. short_side=384")
+    g.add_argument("--images", default=None, metavar="DIR", help="one image folder, split deterministically into calibration and test")
+    g.add_argument("--calib", default=None, metavar="DIR", help="calibration image folder (with --test)")
+    g.add_argument("--test", default=None, metavar="DIR", help="test image folder (with --calib)")
+    g.add_argument("--dataset", default=None, metavar="SPEC",
+                   help="annotated test set: coco:ANNOTATIONS.json:IMAGE_DIR or openimages:BOXES.csv:IMAGE_DIR[:LABELS.csv]; "
+                   "calibration images then come from --calib or the first --n-calib images of the set")
+    g.add_argument("--n-calib", type=int, default=None, help="calibration images taken from --images/--dataset (default: about half, at least 1)")
+    g.add_argument("--limit", type=int, default=None, help="use only the first N images of each split (a quick run)")
+    g.add_argument("--cache-dir", default=".cache/features", help="feature cache (keyed by model, layer and image content)")
+
+
+def add_coding_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("coding")
+    g.add_argument("--qps", nargs="+", type=int, default=DEFAULT_QPS, help="quantisation parameters of the RD curve")
+    g.add_argument("--codec", default="vvenc", help="codec registry spec, e.g. vvenc, 'vvenc:preset=slow', x265, svtav1, vtm, ffv1")
+    g.add_argument("--preset", default=None, help="encoder preset (vvenc: faster, fast, medium, slow, slower); default: the codec's own (vvenc: faster)")
+    g.add_argument("--quantizer", default="log", help="quantizer spec fitted on calibration features, e.g. log, uniform, 'log:bits=10', or a JSON file saved by studies.tune_quantizer")
+    g.add_argument("--packing", default="temporal", help="how channels become frames: temporal (one channel per frame) or tiled")
+    g.add_argument("--bd-method", default="pchip", choices=["pchip", "cubic"], help="BD-rate interpolation: piecewise cubic (JVET) or cubic polynomial (VCEG-M33)")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
+    g = parser.add_argument_group("running")
+    g.add_argument("--out", default=default_out, help="output folder; re-running with the same folder resumes and skips finished cells")
+    g.add_argument("--workers", type=int, default=default_workers(), help="parallel coding workers (Dask LocalCluster when > 1; 1 = inline)")
+    g.add_argument("--scheduler", default=None, metavar="ADDRESS", help="address of an existing Dask scheduler (tcp://HOST:8786) instead of local workers")
+    g.add_argument("--max-attempts", type=int, default=2, help="tries per failing cell, counted across runs")
+    g.add_argument("--keep-bitstreams", action=argparse.BooleanOptionalAction, default=True, help="keep every bitstream under OUT/bitstreams")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def setup_logging(args) -> None:
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _known_errors() -> tuple[type, ...]:
+    from codec.errors import CodecError
+    from eval.errors import FeatureError, ImageReadError, RDCurveError, WeightsNotFoundError
+    from eval.runner import SchedulerError
+    from eval.store import StoreError
+    from reorder.permutation import PermutationError
+
+    return (PermutationError, ImageReadError, FeatureError, RDCurveError, WeightsNotFoundError, CodecError,
+            SchedulerError, StoreError, FileNotFoundError, NotADirectoryError, ValueError, ImportError)
+
+
+@contextlib.contextmanager
+def friendly_errors():
+    """Turn known failures into one line on stderr and exit status 2; Ctrl-C into status 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished cells are stored; run the same command again to resume", file=sys.stderr)
+        raise SystemExit(130)
+    except _known_errors() as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def model_spec(args) -> dict:
+    kwargs = dict(args.model_arg)
+    for key in ("config", "weights"):
+        if getattr(args, key, None):
+            kwargs[key] = getattr(args, key)
+    if args.device != "cpu":
+        kwargs["device"] = args.device
+    return {"name": args.model, "kwargs": kwargs}
+
+
+def codec_spec(args) -> str:
+    spec = args.codec
+    if args.preset:
+        spec += ("," if ":" in spec else ":") + f"preset={args.preset}"
+    return spec
+
+
+def split_samples(args):
+    """Calibration and test samples from the data options (embedded default: sample photos)."""
+    from eval import datasets
+
+    if args.dataset:
+        test = _dataset(args.dataset)
+        if args.calib:
+            calib = datasets.image_folder(args.calib)
+        else:
+            n = args.n_calib or max(1, len(test) // 2)
+            calib, test = test[:n], test[n:]
+    elif args.calib or args.test:
+        if not (args.calib and args.test):
+            raise ValueError("--calib and --test go together: give both folders, or one --images folder to split")
+        calib, test = datasets.image_folder(args.calib), datasets.image_folder(args.test)
+    elif args.images:
+        samples = datasets.image_folder(args.images)
+        if len(samples) < 2:
+            raise ValueError(f"--images {args.images}: need at least 2 images (calibration and test), found {len(samples)}")
+        n = args.n_calib or max(1, len(samples) // 2)
+        calib, test = datasets.split(samples, n_calib=n, seed=0)
+    else:
+        calib, test = datasets.default_split()
+    if args.limit:
+        calib, test = calib[: args.limit], test[: args.limit]
+    if not calib or not test:
+        raise ValueError(f"need at least one calibration and one test image, got {len(calib)} and {len(test)}")
+    return calib, test
+
+
+def _dataset(spec: str):
+    from eval import detection_datasets
+
+    kind, _, rest = spec.partition(":")
+    parts = rest.split(":") if rest else []
+    if kind == "coco" and len(parts) == 2:
+        return detection_datasets.coco_json(parts[0], parts[1])
+    if kind == "openimages" and len(parts) in (2, 3):
+        return detection_datasets.openimages_vcm(parts[0], parts[1], *(parts[2:]))
+    raise ValueError(f"--dataset {spec!r}: expected coco:ANNOTATIONS.json:IMAGE_DIR or openimages:BOXES.csv:IMAGE_DIR[:LABELS.csv]")
+
+
+def prepare(args, check_codec: bool = True):
+    """Model, both splits' features, the fitted quantizer and the checked codec (an :class:`~eval.experiment.Setup`)."""
+    from eval.experiment import prepare_setup
+
+    calib, test = split_samples(args)
+    return prepare_setup(
+        model_spec(args), calib, test, quantizer=quantizer_spec(args.quantizer), codec=codec_spec(args),
+        cache_dir=args.cache_dir, progress=not args.quiet, check_codec=check_codec,
+    )
+
+
+def quantizer_spec(text: str):
+    """A quantizer name/spec string, or the JSON file a tuning study saved (loaded as a dict)."""
+    path = Path(text)
+    if text.endswith(".json"):
+        import json
+
+        if not path.exists():
+            raise FileNotFoundError(f"--quantizer {text}: file not found")
+        return json.loads(path.read_text())
+    return text
+
+
+def learn_orders(names, setup, out_dir, progress: bool = True) -> dict:
+    from eval.experiment import learn_orders as _learn
+
+    provenance = {"model": setup.adapter.name, "layer": setup.adapter.layer}
+    return _learn(names, setup.calib, out_dir, provenance, progress=progress)
+
+
+def load_order_files(specs, setup, out_dir) -> dict:
+    from eval.experiment import load_order_files as _load
+
+    return _load(specs, setup.calib.n_channels, out_dir)
+
+
+def report_failures(failed_rows) -> None:
+    if not failed_rows:
+        return
+    print(f"{len(failed_rows)} cell(s) failed and are recorded in results.sqlite (re-run to retry):", file=sys.stderr)
+    for r in failed_rows[:10]:
+        print(f"  {r['image_id']} {r['order']} qp {r['qp']}: {r['error']}", file=sys.stderr)

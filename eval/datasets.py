@@ -1,0 +1,292 @@
+"""Image sets for the evaluation: the photos bundled with scikit-image, an image folder, splits.
+
+A :class:`Sample` is an id plus where its pixels come from; :meth:`Sample.load`
+returns an ``H x W x 3`` ``uint8`` RGB array via :func:`load_image`.
+
+Embedded default data: the photos inside scikit-image
+-----------------------------------------------------
+scikit-image ships a few images *inside the wheel* (``skimage/data``); the
+others are fetched by ``pooch`` on first use, which must never happen here (no
+network at run time). This module therefore reads the files from the installed
+package's ``data`` folder directly, located without importing scikit-image,
+and never calls ``skimage.data.<name>()``.
+
+Bundled in scikit-image 0.26 (checked in the installed wheel):
+
+* colour photographs - ``astronaut`` (512x512), ``chelsea`` (451x300),
+  ``coffee`` (600x400), ``rocket`` (640x427), ``motorcycle_left`` (741x500),
+  ``hubble_deep_field`` (1000x872), ``ihc`` (immunohistochemistry micrograph,
+  512x512), ``retina`` (fundus photograph, 1411x1411). ``motorcycle_right`` is
+  left out: it is the other half of a stereo pair, nearly the same picture as
+  ``motorcycle_left``, and would leak between a calibration and a test split.
+  ``color.png`` (a synthetic colour wheel), ``logo.png``, ``chessboard_RGB``
+  and ``phantom`` (grey content in RGB) are not photographs.
+* grey photographs (:data:`GREY_PHOTOS`, loaded as RGB with R=G=B) -
+  ``camera``, ``coins``, ``moon``, ``clock_motion``, ``brick``, ``grass``,
+  ``gravel``. Scans of text (``page``, ``text``), ``cell``, the tiny
+  ``microaneurysms`` and synthetic images are left out.
+
+The default split (:func:`default_split`)
+-----------------------------------------
+* test: ``astronaut``, ``chelsea``, ``coffee``, ``rocket`` - four everyday
+  colour scenes, the kind of content the coded features serve;
+* calibration: the other colour photos (``motorcycle_left``,
+  ``hubble_deep_field``, ``ihc``, ``retina``) plus the seven grey photos.
+
+Why grey photos join the calibration set: only four colour photos are left for
+it once four are held out, three of them scientific images. Channel orders are
+fitted from channel-similarity statistics, which get steadier with more and
+more varied images, and most of the 144 expanded channels respond to luminance
+structure (edges, textures) that grey photos exercise fully; colour-opponent
+channels still get their statistics from the four colour calibration photos.
+Grey photos are never used for testing (their colour channels are degenerate).
+``default_split(include_grey=False)`` gives the colour-only variant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from eval.errors import ImageReadError
+
+__all__ = [
+    "Sample",
+    "load_image",
+    "skimage_data_dir",
+    "sample_photos",
+    "grey_photos",
+    "image_folder",
+    "split",
+    "default_split",
+    "COLOUR_PHOTOS",
+    "GREY_PHOTOS",
+    "DEFAULT_TEST",
+    "IMAGE_EXTENSIONS",
+]
+
+COLOUR_PHOTOS = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "retina.jpg",
+)
+"""Colour photographs bundled in scikit-image's wheel, in the fixed order :func:`sample_photos` returns."""
+
+GREY_PHOTOS = ("camera.png", "coins.png", "moon.png", "clock_motion.png", "brick.png", "grass.png", "gravel.png")
+"""Grey photographs bundled in scikit-image's wheel (loaded as RGB)."""
+
+DEFAULT_TEST = ("astronaut", "chelsea", "coffee", "rocket")
+"""Sample ids held out for testing by :func:`default_split`."""
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm", ".gif")
+
+
+@dataclass
+class Sample:
+    """One input image.
+
+    ``id`` names it in results; ``path`` is the image file (``None`` for an
+    in-memory image given as ``image``, an ``H x W x 3`` uint8 array);
+    ``annotation`` is task ground truth (e.g. detection boxes) or ``None``.
+    """
+
+    id: str
+    path: str | None
+    annotation: Any = None
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def load(self) -> np.ndarray:
+        """The image as a C-contiguous ``H x W x 3`` uint8 RGB array."""
+        if self.path is not None:
+            return load_image(self.path)
+        if self.image is None:
+            raise ImageReadError(f"sample {self.id!r} has neither a path nor an image; give one of them")
+        return _as_rgb_uint8(np.asarray(self.image), f"sample {self.id!r}")
+
+    def content_digest(self) -> str:
+        """SHA-256 of the image content: the file's bytes, or the in-memory array's shape and bytes."""
+        h = hashlib.sha256()
+        if self.path is not None:
+            try:
+                with open(self.path, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        h.update(block)
+            except OSError as exc:
+                raise ImageReadError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+        else:
+            a = self.load()
+            h.update(repr(a.shape).encode())
+            h.update(a.tobytes())
+        return h.hexdigest()
+
+
+def _as_rgb_uint8(a: np.ndarray, what: str) -> np.ndarray:
+    if a.dtype != np.uint8:
+        raise ImageReadError(f"{what}: image array has dtype {a.dtype}; expected uint8 (0..255)")
+    if a.ndim == 2:
+        a = np.stack([a, a, a], axis=-1)
+    elif a.ndim == 3 and a.shape[2] in (3, 4):
+        a = a[..., :3]
+    else:
+        raise ImageReadError(f"{what}: image array has shape {a.shape}; expected H x W or H x W x 3/4")
+    return np.ascontiguousarray(a)
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as a C-contiguous ``H x W x 3`` uint8 RGB array.
+
+    Grey images are replicated to three channels; alpha is dropped (the colour
+    values are kept as stored, like torchvision's ImageNet loader); palette
+    images are expanded; 16-bit grey keeps its 8 most significant bits. The
+    EXIF orientation tag is applied (as image viewers and detectron2 do).
+    Multi-frame files give their first frame. Raises :class:`ImageReadError`
+    naming the path and the reason for a missing, unreadable or non-image file.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.exists():
+        raise ImageReadError(f"{p}: no such file")
+    if p.is_dir():
+        raise ImageReadError(f"{p}: is a directory, not an image file")
+    try:
+        with Image.open(p) as im:
+            im.load()
+            try:
+                im = ImageOps.exif_transpose(im)
+            except Exception:  # noqa: BLE001 - a broken EXIF block must not make the pixels unreadable
+                pass
+            mode = im.mode
+            if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+                a = np.asarray(im)
+                a = (np.clip(a.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
+                return _as_rgb_uint8(a, str(p))
+            if mode == "F":
+                raise ImageReadError(f"{p}: floating-point image (mode F) has no defined 0..255 scale; save it as 8-bit")
+            if mode != "RGB":
+                im = im.convert("RGB")
+            a = np.asarray(im)
+    except ImageReadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{p}: not an image file PIL can read") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageReadError(f"{p}: cannot decode image ({exc})") from None
+    if a.ndim != 3 or a.shape[2] != 3 or a.shape[0] == 0 or a.shape[1] == 0:
+        raise ImageReadError(f"{p}: decoded to shape {a.shape}; expected a non-empty H x W x 3 image")
+    return np.ascontiguousarray(a, dtype=np.uint8)
+
+
+def skimage_data_dir() -> Path:
+    """The ``data`` folder inside the installed scikit-image package (found without importing it)."""
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImageReadError("scikit-image is not installed, so its sample photos are unavailable; pip install scikit-image")
+    d = Path(list(spec.submodule_search_locations)[0]) / "data"
+    if not d.is_dir():
+        raise ImageReadError(f"scikit-image has no bundled data folder at {d}; reinstall scikit-image")
+    return d
+
+
+def _bundled(names: Sequence[str]) -> list[Sample]:
+    d = skimage_data_dir()
+    out, missing = [], []
+    for name in names:
+        p = d / name
+        if p.is_file():
+            out.append(Sample(id=Path(name).stem, path=str(p)))
+        else:
+            missing.append(name)
+    if missing:
+        warnings.warn(f"scikit-image at {d} lacks bundled {', '.join(missing)}; continuing without them",
+                      RuntimeWarning, stacklevel=3)
+    return out
+
+
+def sample_photos(include_grey: bool = False) -> list[Sample]:
+    """The colour photos bundled in scikit-image (fixed order), optionally followed by the grey ones."""
+    samples = _bundled(COLOUR_PHOTOS)
+    if include_grey:
+        samples += grey_photos()
+    return samples
+
+
+def grey_photos() -> list[Sample]:
+    """The grey photos bundled in scikit-image (fixed order); they load as RGB with equal channels."""
+    return _bundled(GREY_PHOTOS)
+
+
+def image_folder(directory: str | os.PathLike, recursive: bool = False,
+                 extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[Sample]:
+    """Every image file in ``directory`` (by extension, case-insensitive), sorted by relative path.
+
+    Sample ids are the paths relative to ``directory`` (POSIX separators), so
+    ``a.png`` and ``a.jpg`` stay distinct. Files are not opened here; a bad file
+    raises :class:`ImageReadError` when loaded. Raises ``FileNotFoundError`` /
+    ``NotADirectoryError`` / ``ValueError`` (no images) with the path.
+    """
+    d = Path(directory)
+    if not d.exists():
+        raise FileNotFoundError(f"image folder {d} does not exist; check the path")
+    if not d.is_dir():
+        raise NotADirectoryError(f"{d} is not a folder; give a folder of images")
+    exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
+    files = d.rglob("*") if recursive else d.iterdir()
+    found = sorted((p for p in files if p.is_file() and p.suffix.lower() in exts),
+                   key=lambda p: p.relative_to(d).as_posix())
+    if not found:
+        raise ValueError(f"image folder {d} has no images ({', '.join(sorted(exts))}); add images or fix the path")
+    return [Sample(id=p.relative_to(d).as_posix(), path=str(p)) for p in found]
+
+
+def split(samples: Sequence[Sample], n_calib: int, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
+    """Random, reproducible calibration/test split: ``n_calib`` samples for calibration, the rest for test.
+
+    The choice depends only on ``seed`` and the sample ids (not on the input
+    order); each part keeps the input order. Both parts must be non-empty.
+    """
+    samples = list(samples)
+    n = len(samples)
+    if not isinstance(n_calib, (int, np.integer)) or isinstance(n_calib, bool):
+        raise TypeError(f"n_calib must be an integer, got {type(n_calib).__name__}")
+    if not 0 < n_calib < n:
+        raise ValueError(f"n_calib={n_calib} must be between 1 and {n - 1} for {n} samples (both parts non-empty)")
+    ids = [s.id for s in samples]
+    if len(set(ids)) != n:
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise ValueError(f"sample ids must be unique to split reproducibly; repeated: {', '.join(dup[:5])}")
+    by_id = sorted(range(n), key=lambda i: ids[i])
+    perm = np.random.default_rng(seed).permutation(n)
+    chosen = {by_id[i] for i in perm[:n_calib]}
+    calib = [s for i, s in enumerate(samples) if i in chosen]
+    test = [s for i, s in enumerate(samples) if i not in chosen]
+    return calib, test
+
+
+def default_split(include_grey: bool = True) -> tuple[list[Sample], list[Sample]]:
+    """The embedded default ``(calibration, test)`` split described in the module docstring."""
+    photos = sample_photos()
+    test = [s for s in photos if s.id in DEFAULT_TEST]
+    if len(test) < len(DEFAULT_TEST):
+        raise ImageReadError(
+            f"scikit-image lacks some of the default test photos {', '.join(DEFAULT_TEST)}; "
+            "install scikit-image>=0.21 or pass your own images"
+        )
+    calib = [s for s in photos if s.id not in DEFAULT_TEST]
+    if include_grey:
+        calib += grey_photos()
+    if not calib:
+        raise ImageReadError("no calibration photos are bundled with this scikit-image; pass your own images")
+    return calib, test

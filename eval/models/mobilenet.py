@@ -1,0 +1,333 @@
+"""The embedded default model: torchvision's ImageNet MobileNetV2, split at a stride-4 layer.
+
+Split point
+-----------
+``features[4].conv[0]``: the 1x1 expansion (conv + BN + ReLU6) of the first
+block of the 32-channel stage. Its output has 144 channels at stride 4 - the
+expanded, redundant representation whose channels look alike, which is what
+channel reordering can exploit. The head runs ``features[0:4]`` and that
+expansion; the tail runs the rest of block 4 (stride-2 depthwise conv and
+linear projection; block 4 has no residual connection, so nothing crosses the
+split), ``features[5:]``, global average pooling and the classifier. In eval
+mode head-then-tail performs exactly the same operations as the unsplit
+network, so on the same input the logits are bitwise equal (tested).
+
+Preprocessing
+-------------
+The image is resized (PIL, bilinear with antialiasing on downscale) so that its
+short side is ``short_side`` = 512 px, keeping the aspect ratio, then scaled to
+[0, 1] and normalised with the ImageNet mean and std. 512 px makes the feature
+map about 128 x 170 for a 4:3 photo (a realistic frame size for feature video)
+and leaves room for dozens of 224 px windows per image. Upscaling small images
+is intended: every image gets the same scale of objects relative to the window.
+``meta["pixels"]`` is the *original* image's ``H * W``, so bits per pixel refer
+to the input image as in the MPEG VCM/FCM conditions.
+
+Task metric: ``kl_fidelity_db`` (see :class:`KLFidelity`)
+---------------------------------------------------------
+The classifier stands in for a downstream machine task; there are no labels,
+so the task score measures how far decoded features move the network's
+*predictive distribution* from what the uncompressed features give. Whole-
+image top-1 over a handful of photos moves in steps (a 4-photo set can only
+score 0, 25, 50, 75 or 100 %) and was not monotone in the QP. Instead the
+tail classifies many overlapping 224 px windows (56 x 56 on the stride-4 map,
+``window_stride`` apart): each window is a differently framed crop, so one
+image yields dozens of predictions; and instead of a hard top-1 the score uses
+the KL divergence from the reference softmax to the decoded softmax, which
+changes smoothly with the distortion. The set score is
+``-10*log10(sum of per-window KL / number of windows)`` in dB: higher is better,
+it behaves like a PSNR of the predictions (a 10x smaller mean KL is +10 dB),
+and in scratch runs it was monotone in QP and ranked orders as feature PSNR
+did. Top-1 / top-5 agreement with the reference are kept as secondary stats.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from eval.errors import FeatureError, WeightsNotFoundError
+from eval.models.base import ModelAdapter, TaskMetric
+
+__all__ = ["MobileNetV2Adapter", "KLFidelity", "window_positions", "IMAGENET_MEAN", "IMAGENET_STD"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_STRIDE = 4  # feature stride of features[4].conv[0]
+
+
+def window_positions(size: int, window: int, stride: int) -> list[int]:
+    """Start offsets of windows of length ``window`` covering ``[0, size)``, ``stride`` apart.
+
+    The last window is aligned to the end so the whole extent is covered; when
+    ``size <= window`` there is one window at 0 (the tail then sees the whole extent).
+    """
+    if window <= 0 or stride <= 0:
+        raise ValueError(f"window ({window}) and stride ({stride}) must be positive")
+    if size <= window:
+        return [0]
+    pos = list(range(0, size - window + 1, stride))
+    if pos[-1] != size - window:
+        pos.append(size - window)
+    return pos
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+class KLFidelity(TaskMetric):
+    """Fidelity of decoded predictions to the reference predictions, in dB (higher is better).
+
+    ``image_stats(output, reference)`` takes per-window logits ``[n, classes]``
+    (decoded and reference, same windows) and returns
+    ``{"kl_sum", "n", "top1_agree", "top5_agree"}``: the summed
+    ``KL(softmax(reference) || softmax(output))`` in nats (computed in float64,
+    each window's KL clipped at 0 against rounding), the number of windows, and
+    how many windows keep the reference top-1 class as top-1 / within the top 5.
+
+    ``aggregate`` pools windows over all images: ``-10*log10(sum kl / sum n)``.
+    A mean KL of exactly 0 (identical predictions, e.g. lossless coding) would
+    be +inf, which breaks RD interpolation, so the score is capped at
+    ``max_db`` = 100 dB (mean KL 1e-10 nats, far below any lossy codec's
+    effect and close to float32 rounding of the logits).
+    """
+
+    name = "kl_fidelity_db"
+    higher_is_better = True
+
+    def __init__(self, max_db: float = 100.0):
+        self.max_db = float(max_db)
+
+    def image_stats(self, output, reference_output, annotation=None) -> dict:
+        out = np.asarray(output, dtype=np.float64)
+        ref = np.asarray(reference_output, dtype=np.float64)
+        if out.shape != ref.shape or out.ndim != 2 or out.shape[0] == 0:
+            raise ValueError(
+                f"logits shapes {out.shape} and {ref.shape} must be equal [windows, classes]; "
+                "run the same tail (same windows) on decoded and reference features"
+            )
+        if not (np.isfinite(out).all() and np.isfinite(ref).all()):
+            raise FeatureError("logits contain NaN/Inf; the decoded features are broken (check the decoder/dequantizer)")
+        lp_ref = _log_softmax(ref)
+        lp_out = _log_softmax(out)
+        kl = np.maximum((np.exp(lp_ref) * (lp_ref - lp_out)).sum(axis=1), 0.0)
+        top_ref = ref.argmax(axis=1)
+        k = min(5, out.shape[1])
+        top5 = np.argpartition(-out, k - 1, axis=1)[:, :k]
+        return {
+            "kl_sum": float(kl.sum()),
+            "n": int(out.shape[0]),
+            "top1_agree": int((out.argmax(axis=1) == top_ref).sum()),
+            "top5_agree": int((top5 == top_ref[:, None]).any(axis=1).sum()),
+        }
+
+    @staticmethod
+    def _totals(stats: Sequence[dict]) -> tuple[float, int]:
+        stats = list(stats)
+        if not stats:
+            raise ValueError("no per-image statistics to aggregate; run at least one image")
+        n = sum(int(s["n"]) for s in stats)
+        if n <= 0:
+            raise ValueError("per-image statistics cover 0 windows; nothing to aggregate")
+        return float(sum(float(s["kl_sum"]) for s in stats)), n
+
+    def mean_kl(self, stats: Sequence[dict]) -> float:
+        """Mean KL divergence per window (nats) over all images."""
+        total, n = self._totals(stats)
+        return total / n
+
+    def aggregate(self, stats: Sequence[dict]) -> float:
+        mean = self.mean_kl(stats)
+        return min(self.max_db, -10.0 * math.log10(mean)) if mean > 0 else self.max_db
+
+    def top1_agreement(self, stats: Sequence[dict]) -> float:
+        """Fraction of windows (all images) whose top-1 class matches the reference."""
+        _, n = self._totals(stats)
+        return sum(int(s["top1_agree"]) for s in stats) / n
+
+    def summary(self, stats: Sequence[dict]) -> dict:
+        _, n = self._totals(stats)
+        return {
+            self.name: self.aggregate(stats),
+            "mean_kl": self.mean_kl(stats),
+            "top1_agreement": self.top1_agreement(stats),
+            "top5_agreement": sum(int(s["top5_agree"]) for s in stats) / n,
+            "windows": n,
+        }
+
+
+class MobileNetV2Adapter(ModelAdapter):
+    """torchvision MobileNetV2 (ImageNet weights) split after ``features[4].conv[0]`` (144 channels, stride 4).
+
+    Parameters
+    ----------
+    weights : path of ``mobilenet_v2-b0353104.pth`` (default: found by
+        :func:`eval.weights.mobilenet_v2_weights_path`; install with
+        ``python -m eval.install``). Loaded with ``torch.load(weights_only=True)``
+        and ``load_state_dict(strict=True)``.
+    device : torch device for head and tail ("cpu" default; outputs are numpy on the CPU).
+    short_side : the image's short side after resizing, in pixels (512).
+    window : tail window size in input pixels (224, the network's training size; a multiple of 4).
+    window_stride : distance between tail windows in input pixels (64 = 16 feature pixels; a multiple of 4).
+    batch_size : windows per tail forward pass.
+    num_threads : if given, ``torch.set_num_threads(num_threads)`` (process-wide) at construction;
+        leave ``None`` when the caller manages threads (the runner uses 1 per worker process).
+    """
+
+    name = "mobilenet_v2"
+    layer = "features.4.conv.0"
+    n_channels = 144
+    stride = _STRIDE
+
+    def __init__(self, weights: str | None = None, device: str = "cpu", short_side: int = 512,
+                 window: int = 224, window_stride: int = 64, batch_size: int = 16, num_threads: int | None = None):
+        import torch
+        import torchvision
+
+        from eval.weights import mobilenet_v2_weights_path, sha256_file
+
+        for label, v in (("window", window), ("window_stride", window_stride)):
+            if int(v) <= 0 or int(v) % _STRIDE:
+                raise ValueError(f"{label}={v} must be a positive multiple of {_STRIDE} px (the feature stride)")
+        if int(short_side) < 32:
+            raise ValueError(f"short_side={short_side} is too small; use >= 32 px (512 is the default)")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size={batch_size} must be >= 1")
+        self.short_side = int(short_side)
+        self.window = int(window)
+        self.window_stride = int(window_stride)
+        self.batch_size = int(batch_size)
+        self.device = torch.device(device)
+        if num_threads is not None:
+            torch.set_num_threads(int(num_threads))
+
+        path = mobilenet_v2_weights_path() if weights is None else weights
+        try:
+            self.weights_sha256 = sha256_file(path)
+        except FileNotFoundError:
+            raise WeightsNotFoundError(f"weights file {path} does not exist; run: python -m eval.install") from None
+        self.weights_path = str(path)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model = torchvision.models.mobilenet_v2(weights=None)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise ValueError(f"{path} is not a torchvision MobileNetV2 state dict ({first}); run: python -m eval.install") from None
+        model.eval().to(self.device)
+        self.model = model
+        block = model.features[4]
+        self._head = torch.nn.Sequential(*model.features[:4], block.conv[0]).eval()
+        self._tail_blocks = torch.nn.Sequential(*block.conv[1:], *model.features[5:]).eval()
+        self._mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
+        self._std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1)
+        self.task = KLFidelity()
+
+    # -- identity ---------------------------------------------------------------------------------
+    def identity(self) -> str:
+        import torch
+
+        return (f"{self.name}|layer={self.layer}|weights=sha256:{self.weights_sha256[:16]}"
+                f"|pre=short{self.short_side}-pil-bilinear-imagenet-norm|torch={torch.__version__}|v1")
+
+    def tail_identity(self) -> str:
+        """:meth:`identity` plus the tail's window settings (what a cached tail output depends on)."""
+        return f"{self.identity()}|tail=windows{self.window}s{self.window_stride}"
+
+    def get_params(self) -> dict:
+        return {"weights": self.weights_path, "device": str(self.device), "short_side": self.short_side,
+                "window": self.window, "window_stride": self.window_stride, "batch_size": self.batch_size}
+
+    # -- preprocessing ----------------------------------------------------------------------------
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        """Network input size ``(h, w)`` for an image of ``height x width``: short side = ``short_side``."""
+        s = self.short_side / min(height, width)
+        return max(1, round(height * s)), max(1, round(width * s))
+
+    def preprocess(self, image: np.ndarray):
+        """Resized, normalised ``[1, 3, h, w]`` float32 tensor of an ``H x W x 3`` uint8 image."""
+        import torch
+        from PIL import Image
+
+        a = np.asarray(image)
+        if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3 or a.shape[0] < 1 or a.shape[1] < 1:
+            raise ValueError(f"image must be an H x W x 3 uint8 RGB array, got shape {a.shape} dtype {a.dtype}; "
+                             "use eval.datasets.load_image")
+        h, w = self.input_size(a.shape[0], a.shape[1])
+        if (h, w) != a.shape[:2]:
+            a = np.asarray(Image.fromarray(a).resize((w, h), Image.Resampling.BILINEAR))
+        x = torch.tensor(a).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)  # copies: PIL arrays are read-only
+        return ((x - self._mean) / self._std).to(self.device)
+
+    # -- network parts ----------------------------------------------------------------------------
+    def head_tensor(self, x):
+        """Head on a preprocessed batch ``[N, 3, h, w]`` -> ``[N, 144, h/4, w/4]`` (ceil)."""
+        import torch
+
+        with torch.inference_mode():
+            return self._head(x)
+
+    def tail_tensor(self, f):
+        """Tail on a feature batch ``[N, 144, fh, fw]`` -> logits ``[N, 1000]`` (same ops as the full network)."""
+        import torch
+
+        with torch.inference_mode():
+            y = self._tail_blocks(f)
+            y = torch.nn.functional.adaptive_avg_pool2d(y, (1, 1))
+            return self.model.classifier(torch.flatten(y, 1))
+
+    def classify(self, image: np.ndarray) -> np.ndarray:
+        """Logits ``[1000]`` of the *unsplit* network on the whole preprocessed image (reference for tests)."""
+        import torch
+
+        with torch.inference_mode():
+            return self.model(self.preprocess(image))[0].cpu().numpy()
+
+    # -- adapter interface ------------------------------------------------------------------------
+    def head(self, image: np.ndarray) -> tuple[np.ndarray, dict]:
+        a = np.asarray(image)
+        x = self.preprocess(a)
+        f = self.head_tensor(x)[0].cpu().numpy().astype(np.float32, copy=False)
+        f = np.ascontiguousarray(f)
+        if not np.isfinite(f).all():
+            raise FeatureError("MobileNetV2 head produced NaN/Inf features; check the image and the weights file")
+        meta = {
+            "pixels": int(a.shape[0] * a.shape[1]),
+            "image_size": [int(a.shape[0]), int(a.shape[1])],
+            "input_size": [int(x.shape[2]), int(x.shape[3])],
+            "shape": [int(s) for s in f.shape],
+            "stride": _STRIDE,
+            "model": self.name,
+            "layer": self.layer,
+        }
+        return f, meta
+
+    def windows(self, height: int, width: int) -> list[tuple[int, int]]:
+        """``(top, left)`` feature-map offsets of the tail's windows for a ``height x width`` feature map."""
+        win, step = self.window // _STRIDE, self.window_stride // _STRIDE
+        return [(t, l) for t in window_positions(height, win, step) for l in window_positions(width, win, step)]
+
+    def tail(self, features: np.ndarray, meta: dict | None = None) -> np.ndarray:
+        """Logits ``[n_windows, 1000]`` (float32) of the tail on overlapping windows of ``features``."""
+        import torch
+
+        f = np.asarray(features)
+        if f.ndim != 3 or f.shape[0] != self.n_channels:
+            raise FeatureError(f"features must be [{self.n_channels}, H, W], got shape {f.shape}; "
+                               "undo packing/padding and the channel permutation first")
+        if meta and "shape" in meta and list(f.shape) != list(meta["shape"]):
+            raise FeatureError(f"features shape {list(f.shape)} differs from the head's {list(meta['shape'])}; "
+                               "crop the decoded frames back to the original feature size")
+        if not np.isfinite(f).all():
+            raise FeatureError("features contain NaN/Inf; check the decoder and dequantizer output")
+        t = torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32)).to(self.device)
+        win = self.window // _STRIDE
+        crops = [t[:, r:r + win, c:c + win] for r, c in self.windows(f.shape[1], f.shape[2])]
+        out = []
+        for i in range(0, len(crops), self.batch_size):
+            out.append(self.tail_tensor(torch.stack(crops[i:i + self.batch_size])).cpu())
+        return torch.cat(out).numpy().astype(np.float32, copy=False)

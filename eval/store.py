@@ -1,0 +1,142 @@
+"""Crash-safe results store: one row per coded cell, keyed so finished work is never redone.
+
+Why SQLite: every row is committed in its own transaction, so a study killed at any moment
+(Ctrl-C, SIGKILL, a crashed worker, a power cut) keeps every row it had finished, and a
+re-run asks :meth:`ResultStore.finished_keys` which cells to skip. Only the driver writes
+(workers return rows to it), so there is a single writer even on a Dask cluster; WAL mode
+lets readers (a notebook, ``results.csv`` export) look at the file while a study runs.
+
+A row is a flat dict of JSON-serialisable values. ``status`` is ``"ok"`` or ``"error"``;
+error rows carry the message and are retried on the next run (up to ``max_attempts``
+in total), they never stop the other cells.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sqlite3
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+__all__ = ["ResultStore", "StoreError", "write_csv_atomic"]
+
+
+class StoreError(RuntimeError):
+    """The results file cannot be opened or read."""
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    key TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    row TEXT NOT NULL
+)
+"""
+
+
+class ResultStore:
+    """Rows of a study in an SQLite file (``results.sqlite`` inside the study folder)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(str(self.path), timeout=60, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"results store {self.path} is not a readable SQLite file ({exc}); "
+                "move it aside (its rows cannot be reused) or choose another --out folder"
+            ) from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "ResultStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def put(self, row: dict) -> None:
+        """Store ``row`` (must contain ``key`` and ``status``) in one committed transaction.
+
+        An ``ok`` row replaces an earlier error row for the same key; the attempt count
+        keeps growing so bounded retries survive restarts.
+        """
+        key, status = row["key"], row["status"]
+        text = json.dumps(row, sort_keys=True, allow_nan=True)
+        with self._db:
+            prev = self._db.execute("SELECT attempts, status FROM results WHERE key=?", (key,)).fetchone()
+            if prev is not None and prev[1] == "ok":
+                return  # never overwrite a finished cell
+            attempts = 1 if prev is None else prev[0] + 1
+            self._db.execute(
+                "INSERT OR REPLACE INTO results(key, status, attempts, row) VALUES (?, ?, ?, ?)",
+                (key, status, attempts, text),
+            )
+
+    def finished_keys(self) -> set[str]:
+        """Keys of cells that completed successfully."""
+        return {k for (k,) in self._db.execute("SELECT key FROM results WHERE status='ok'")}
+
+    def attempts(self) -> dict[str, int]:
+        """How often each failed cell has been tried so far."""
+        return dict(self._db.execute("SELECT key, attempts FROM results WHERE status!='ok'"))
+
+    def rows(self, status: str | None = "ok") -> list[dict]:
+        """All stored rows (only finished ones by default), in insertion order."""
+        query = "SELECT row FROM results" + ("" if status is None else " WHERE status=?") + " ORDER BY rowid"
+        args = () if status is None else (status,)
+        out = []
+        for (text,) in self._db.execute(query, args):
+            try:
+                out.append(json.loads(text))
+            except json.JSONDecodeError as exc:
+                raise StoreError(f"results store {self.path}: a stored row is not valid JSON ({exc})") from exc
+        return out
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+
+
+def write_csv_atomic(path: str | os.PathLike, rows: Iterable[dict], columns: list[str] | None = None) -> Path:
+    """Write ``rows`` as CSV via a temporary file and ``os.replace`` (never a half-written file)."""
+    rows = list(rows)
+    if columns is None:
+        columns = []
+        for r in rows:
+            columns.extend(k for k in r if k not in columns)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            for r in rows:
+                writer.writerow({k: _cell(r.get(k)) for k in columns})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _cell(value):
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def iter_rows(paths: Iterable[str | os.PathLike]) -> Iterator[dict]:
+    """Rows of several stores in turn (for merging studies)."""
+    for p in paths:
+        with ResultStore(p) as store:
+            yield from store.rows()

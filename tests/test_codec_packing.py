@@ -1,0 +1,77 @@
+"""Packing codes into frames: padding to the codec grid, exact round trips, layouts."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from codec import TemporalPacking, TiledPacking, make_packing
+
+
+def codes(c, h, w, seed=0, dtype=np.uint16):
+    return np.random.default_rng(seed).integers(0, 1024, size=(c, h, w)).astype(dtype)
+
+
+@settings(max_examples=60, deadline=None)
+@given(c=st.integers(1, 20), h=st.integers(1, 23), w=st.integers(1, 23), grid=st.sampled_from([1, 2, 8, 16]),
+       cols=st.one_of(st.none(), st.integers(1, 7)), per_frame=st.one_of(st.none(), st.integers(1, 9)))
+def test_round_trip_any_size(c, h, w, grid, cols, per_frame):
+    x = codes(c, h, w, seed=c * 1000 + h * 10 + w)
+    for packing in (TemporalPacking(), TiledPacking(cols=cols, per_frame=per_frame)):
+        frames = packing.pack(x, grid)
+        assert frames.dtype == x.dtype
+        assert frames.shape[1] % grid == 0 and frames.shape[2] % grid == 0
+        assert frames.shape == packing.frame_shape(x.shape, grid)
+        np.testing.assert_array_equal(packing.unpack(frames, x.shape), x)
+
+
+def test_temporal_pads_by_edge_replication():
+    x = codes(3, 13, 21)
+    f = TemporalPacking().pack(x, 8)
+    assert f.shape == (3, 16, 24)
+    np.testing.assert_array_equal(f[:, 13:, :21], np.repeat(x[:, -1:, :], 3, axis=1))
+    np.testing.assert_array_equal(f[:, :13, 21:], np.repeat(x[:, :, -1:], 3, axis=2))
+    assert np.all(f[:, 13:, 21:] == x[:, -1:, -1:])
+
+
+def test_tiled_layout_is_near_square_and_row_major():
+    x = codes(144, 13, 21)
+    p = TiledPacking()
+    n, rows, cols = p.layout(x.shape)
+    assert n == 1 and rows * cols >= 144 and (rows - 1) * cols < 144
+    frame = p.pack(x, 8)[0]
+    ratio = (rows * 13) / (cols * 21)
+    assert 0.7 < ratio < 1.4
+    np.testing.assert_array_equal(frame[0:13, 21:42], x[1])          # second tile, first row
+    np.testing.assert_array_equal(frame[13:26, 0:21], x[cols])       # first tile, second row
+
+
+def test_tiled_fill_and_per_frame():
+    x = codes(10, 4, 4)
+    p = TiledPacking(cols=4, per_frame=6)
+    frames = p.pack(x, 1)
+    assert frames.shape == (2, 8, 16)
+    fill = np.rint(x[6:].mean())
+    assert np.all(frames[1, 4:8, 0:16] == fill)  # tiles 4..7 of the second mosaic are unused
+    np.testing.assert_array_equal(frames[1, 0:4, 4:8], x[7])
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match=r"\[C, H, W\]"):
+        TemporalPacking().pack(np.zeros((4, 4), np.uint8), 8)
+    with pytest.raises(ValueError, match="grid"):
+        TemporalPacking().pack(codes(2, 4, 4), 0)
+    with pytest.raises(ValueError, match="needs"):
+        TemporalPacking().unpack(np.zeros((3, 8, 8), np.uint16), (4, 8, 8))
+    with pytest.raises(ValueError, match="cols"):
+        TiledPacking(cols=0)
+
+
+def test_make_packing_specs_round_trip():
+    p = make_packing("tiled:cols=12,per_frame=16")
+    assert isinstance(p, TiledPacking) and (p.cols, p.per_frame) == (12, 16)
+    assert make_packing(p.spec()).get_params() == p.get_params()
+    assert isinstance(make_packing("temporal"), TemporalPacking)
+    with pytest.raises(ValueError, match="valid names: temporal, tiled"):
+        make_packing("zigzag")
+    with pytest.raises(ValueError, match="valid options: none"):
+        make_packing("temporal:cols=3")

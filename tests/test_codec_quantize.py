@@ -1,0 +1,179 @@
+"""Quantizers: exact inverse on every code, monotone curves, streaming range fitting, serialisation."""
+import json
+
+import numpy as np
+import pytest
+
+from codec import (
+    QUANTIZER_NAMES,
+    LogQuantizer,
+    MuLawQuantizer,
+    PowerQuantizer,
+    UniformQuantizer,
+    make_quantizer,
+    quantizer_from_dict,
+)
+
+
+def relu_like(seed=0, n=6, shape=(5, 9, 11)):
+    rng = np.random.default_rng(seed)
+    return [np.maximum(rng.normal(0.2, 1.0, size=shape), 0).astype(np.float32) * (1 + i % 3) for i in range(n)]
+
+
+def signed(seed=1, n=4):
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_t(3, size=(3, 8, 8)) - 0.7).astype(np.float32) for _ in range(n)]
+
+
+@pytest.mark.parametrize("name", QUANTIZER_NAMES)
+@pytest.mark.parametrize("bits", [8, 10])
+@pytest.mark.parametrize("data", ["relu", "signed"])
+def test_exact_inverse_on_every_code(name, bits, data):
+    calib = relu_like() if data == "relu" else signed()
+    q = make_quantizer(name, bits=bits).fit(calib)
+    codes = np.arange(2 ** bits, dtype=np.uint16)
+    values = q.dequantize(codes)
+    assert values.dtype == np.float32
+    np.testing.assert_array_equal(q.quantize(values), codes)
+    # monotone and strictly increasing in the code
+    assert np.all(np.diff(values.astype(np.float64)) > 0)
+    assert values[0] == pytest.approx(q.xmin_, abs=1e-6) and values[-1] == pytest.approx(q.xmax_, rel=1e-6)
+
+
+@pytest.mark.parametrize("name", QUANTIZER_NAMES)
+def test_quantize_is_monotone_and_clips(name):
+    q = make_quantizer(name, bits=8, xmin=-1.0, xmax=3.0).fit([])
+    x = np.linspace(-2, 4, 5001)
+    c = q.quantize(x)
+    assert c.dtype == np.uint16
+    assert np.all(np.diff(c.astype(int)) >= 0)
+    assert c[0] == 0 and c[-1] == 255
+
+
+def test_error_is_at_most_half_a_step_for_uniform():
+    calib = relu_like()
+    q = UniformQuantizer(bits=8).fit(calib)
+    x = calib[0]
+    err = np.abs(q.dequantize(q.quantize(x)) - x)
+    assert err.max() <= (q.xmax_ - q.xmin_) / 255 / 2 + 1e-6
+
+
+def test_log_curve_spends_codes_near_zero():
+    calib = relu_like()
+    u, lg = UniformQuantizer().fit(calib), LogQuantizer().fit(calib)
+    small = np.array([0.01, 0.05])
+    assert np.all(lg.quantize(small) > u.quantize(small))
+    # documented curve: v = log1p(s u) / log1p(s)
+    x = np.array([0.3 * lg.xmax_])
+    expected = np.rint(np.log1p(100 * 0.3) / np.log1p(100) * 255)
+    assert lg.quantize(x)[0] == expected
+
+
+def test_power_and_mulaw_curves_match_docstrings():
+    p = PowerQuantizer(gamma=0.5, xmin=0.0, xmax=4.0).fit([])
+    assert p.quantize(np.array([1.0]))[0] == round(0.5 * 255)
+    m = MuLawQuantizer(mu=255.0, xmin=-2.0, xmax=2.0).fit([])
+    assert m.quantize(np.array([0.0]))[0] in (127, 128)  # zero sits in the middle for a symmetric range
+    lg = LogQuantizer(shape=255.0, xmin=0.0, xmax=2.0).fit([])
+    m0 = MuLawQuantizer(mu=255.0, xmin=0.0, xmax=2.0).fit([])
+    x = np.linspace(0, 2, 301)
+    np.testing.assert_array_equal(lg.quantize(x), m0.quantize(x))
+
+
+def test_fit_minmax_streams_over_a_generator():
+    calib = relu_like()
+    consumed = []
+
+    def gen():
+        for a in calib:
+            consumed.append(1)
+            yield a
+
+    q = UniformQuantizer().fit(gen())
+    assert len(consumed) == len(calib)
+    assert q.xmin_ == float(min(a.min() for a in calib))
+    assert q.xmax_ == float(max(a.max() for a in calib))
+
+
+def test_percentile_is_mean_of_per_array_percentiles():
+    calib = relu_like()
+    q = UniformQuantizer(percentile=99.0).fit(calib)
+    hi = np.mean([np.percentile(a.astype(np.float64), 99.0) for a in calib])
+    lo = np.mean([np.percentile(a.astype(np.float64), 1.0) for a in calib])
+    assert q.xmax_ == pytest.approx(hi)
+    assert q.xmin_ == pytest.approx(max(lo, min(a.min() for a in calib)))
+    assert q.xmax_ < max(a.max() for a in calib)
+    # values above the range clip to the top code
+    assert q.quantize(np.array([1e3]))[0] == 255
+
+
+def test_fixed_range_is_kept_and_partial_range_fitted():
+    calib = relu_like()
+    q = LogQuantizer(xmin=0.0, xmax=6.0).fit(calib)
+    assert (q.xmin_, q.xmax_) == (0.0, 6.0)
+    q2 = UniformQuantizer(xmin=-1.0).fit(calib)
+    assert q2.xmin_ == -1.0 and q2.xmax_ == float(max(a.max() for a in calib))
+
+
+def test_constant_calibration_data_round_trips():
+    q = UniformQuantizer().fit([np.zeros((2, 3, 3), np.float32)])
+    assert q.xmax_ > q.xmin_
+    assert np.all(q.dequantize(q.quantize(np.zeros(4))) == 0)
+
+
+@pytest.mark.parametrize("name", QUANTIZER_NAMES)
+def test_to_dict_round_trip_through_json(name):
+    q = make_quantizer(name, bits=10, percentile=99.5).fit(signed())
+    d = json.loads(json.dumps(q.to_dict()))
+    q2 = quantizer_from_dict(d)
+    assert type(q2) is type(q) and q2.get_params() == q.get_params()
+    assert (q2.xmin_, q2.xmax_) == (q.xmin_, q.xmax_)
+    codes = np.arange(1024, dtype=np.uint16)
+    np.testing.assert_array_equal(q2.dequantize(codes), q.dequantize(codes))
+    unfitted = quantizer_from_dict(make_quantizer(name).to_dict())
+    assert not unfitted.is_fitted
+
+
+def test_make_quantizer_spec_strings():
+    q = make_quantizer("log:bits=10,percentile=99.9")
+    assert isinstance(q, LogQuantizer) and q.bits == 10 and q.percentile == 99.9
+    q = make_quantizer("power:gamma=0.4", bits=10)
+    assert isinstance(q, PowerQuantizer) and q.gamma == 0.4 and q.bits == 10
+    assert isinstance(make_quantizer("mu-law"), MuLawQuantizer)
+    with pytest.raises(ValueError, match="valid names: uniform, log, power, mulaw"):
+        make_quantizer("cubic")
+    with pytest.raises(ValueError, match="no option 'gamma'.*valid options"):
+        make_quantizer("log", gamma=2)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"bits": 12}, "bits=12"), ({"percentile": 30}, "percentile"), ({"xmin": 2.0, "xmax": 1.0}, "xmax")],
+)
+def test_bad_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        UniformQuantizer(**kwargs)
+
+
+def test_bad_inputs_name_the_problem():
+    q = UniformQuantizer()
+    with pytest.raises(ValueError, match="not fitted"):
+        q.quantize(np.zeros(3))
+    with pytest.raises(ValueError, match="calibration array 1 contains 1 NaN"):
+        q.fit([np.zeros(3), np.array([0.0, np.nan])])
+    with pytest.raises(ValueError, match="calibration data is empty"):
+        q.fit([])
+    q.fit(relu_like())
+    with pytest.raises(ValueError, match="codes span"):
+        q.dequantize(np.array([0, 256]))
+    with pytest.raises(ValueError, match="integer codes"):
+        q.dequantize(np.array([0.5]))
+
+
+def test_get_and_set_params():
+    q = LogQuantizer(bits=10, shape=20.0).fit(relu_like())
+    assert q.get_params() == {"bits": 10, "percentile": 100.0, "xmin": None, "xmax": None, "shape": 20.0}
+    q.set_params(shape=5.0)
+    assert q.shape == 5.0 and not q.is_fitted
+    with pytest.raises(ValueError, match="no parameter 'mu'"):
+        q.set_params(mu=3)

@@ -1,0 +1,81 @@
+"""Aggregation of rows into RD curves and BD-rate tables."""
+
+import math
+
+import numpy as np
+import pytest
+
+from eval.report import bd_table, build_curves, format_table
+
+
+class MeanTask:
+    name = "mean_score"
+
+    def aggregate(self, stats):
+        return float(np.mean([s["score"] for s in stats]))
+
+
+def rows_for(order, scale, images=("a", "b"), qps=(22, 27, 32, 37)):
+    rows = []
+    for img_i, img in enumerate(images):
+        for qp in qps:
+            bits = scale * 10_000 * 2 ** ((37 - qp) / 5) * (1 + img_i)
+            rows.append({
+                "image_id": img, "order": order, "quantizer": "q", "packing": "temporal", "codec": "c", "qp": qp,
+                "bits": bits, "pixels": 1000, "feature_psnr": 50 - qp / 2 + img_i, "task_stats": {"score": 60 - qp},
+                "status": "ok",
+            })
+    return rows
+
+
+def test_bpp_is_total_bits_over_total_pixels_and_psnr_is_mean():
+    curves = build_curves(rows_for("identity", 1.0), task=MeanTask())
+    (c,) = curves
+    assert c.qp == [22, 27, 32, 37]
+    expected_bpp_37 = (10_000 + 20_000) / 2000
+    assert c.bpp[-1] == pytest.approx(expected_bpp_37)
+    assert c.feature_psnr[-1] == pytest.approx(np.mean([50 - 18.5, 51 - 18.5]))
+    assert c.task == [38.0, 33.0, 28.0, 23.0]
+
+
+def test_same_quality_fewer_bits_gives_that_bd_rate():
+    rows = rows_for("identity", 1.0) + rows_for("tsp", 0.8)
+    table, notes = bd_table(build_curves(rows, task=MeanTask()))
+    tsp = next(t for t in table if t["order"] == "tsp")
+    ident = next(t for t in table if t["order"] == "identity")
+    assert tsp["bd_feature_psnr"] == pytest.approx(-20.0, abs=1e-6)
+    assert tsp["bd_task"] == pytest.approx(-20.0, abs=1e-6)
+    assert ident["bd_feature_psnr"] == pytest.approx(0.0, abs=1e-9)
+    assert notes == []
+    text = format_table(table, task_name="mean_score")
+    assert "-20.00" in text and "bpp@22" in text
+
+
+def test_incomplete_qp_is_left_out_and_noted():
+    rows = rows_for("identity", 1.0) + [r for r in rows_for("tsp", 0.8) if not (r["image_id"] == "b" and r["qp"] == 37)]
+    curves = build_curves(rows, task=MeanTask())
+    tsp = next(c for c in curves if c.label == "tsp")
+    assert tsp.qp == [22, 27, 32] and tsp.missing == {37: 1}
+    table, notes = bd_table(curves)
+    # 3 points are too few for a BD-rate: refused with a reason, not fitted
+    assert next(t for t in table if t["order"] == "tsp")["bd_feature_psnr"] is None
+    assert any("QP 37 left out" in n for n in notes)
+    assert any("tsp feature_psnr" in n for n in notes)
+
+
+def test_non_monotone_curve_is_flagged_not_fitted():
+    rows = rows_for("identity", 1.0) + rows_for("bad", 1.0)
+    for r in rows:
+        if r["order"] == "bad" and r["qp"] == 27:
+            r["feature_psnr"] = 10.0  # quality drops although rate rises
+    table, notes = bd_table(build_curves(rows, task=MeanTask()))
+    bad = next(t for t in table if t["order"] == "bad")
+    assert bad["bd_feature_psnr"] is None
+    assert any(n.startswith("bad feature_psnr") for n in notes)
+    assert bad["bd_task"] is not None and not math.isnan(bad["bd_task"])
+
+
+def test_missing_anchor_is_reported():
+    table, notes = bd_table(build_curves(rows_for("tsp", 1.0)))
+    assert table[0]["bd_feature_psnr"] is None
+    assert any("no 'identity' curve" in n for n in notes)

@@ -1,0 +1,162 @@
+"""End to end: the search_order study on a tiny configuration, its outputs, resume and bad input."""
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eval import datasets
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_args(tmp_path, *extra):
+    """Two calibration and two test photos at a 96 px short side, FFV1-free real VVenC, 4 QPs."""
+    return [
+        "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
+        "--model-arg", "short_side=96", "--model-arg", "window=64", "--model-arg", "window_stride=32",
+        "--limit", "2", "--workers", "1", "--quiet", "--qps", "22", "27", "32", "37",
+        "--orders", "identity", "random", "tsp-correlation", *extra,
+    ]
+
+
+def run_study(args):
+    return subprocess.run([sys.executable, "-m", "studies.search_order", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("study")
+    order_file = tmp / "hand.txt"
+    order_file.write_text(" ".join(str(i) for i in reversed(range(144))))
+    proc = run_study(tiny_args(tmp, "--order-file", f"hand={order_file}"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp, proc
+
+
+def test_outputs_are_complete(study):
+    tmp, proc = study
+    out = tmp / "out"
+    rows = (out / "results.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 4 * 4  # header + images x orders x QPs
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["anchor"] == "identity"
+    assert set(summary["bd_rate"]) == {"identity", "random", "tsp-correlation", "hand"}
+    for order, bd in summary["bd_rate"].items():
+        assert set(bd) == {"feature_psnr", "task"}
+    assert summary["bd_rate"]["identity"]["feature_psnr"] == pytest.approx(0.0, abs=1e-9)
+    assert (out / "rd_curves.png").stat().st_size > 10_000
+    assert "BD feat-PSNR" in proc.stdout and "tsp-correlation" in proc.stdout
+    saved = json.loads((out / "orders" / "tsp-correlation.json").read_text())
+    assert sorted(saved["order"]) == list(range(144))
+    assert saved["provenance"]["model"] == "mobilenet_v2"
+
+
+def test_rows_hold_real_measurements(study):
+    tmp, _ = study
+    con = sqlite3.connect(tmp / "out" / "results.sqlite")
+    rows = [json.loads(r) for (r,) in con.execute("SELECT row FROM results")]
+    assert all(r["status"] == "ok" for r in rows)
+    by = {(r["image_id"], r["order"], r["qp"]): r for r in rows}
+    img = rows[0]["image_id"]
+    # coarser quantisation: fewer bits and lower fidelity
+    assert by[(img, "identity", 22)]["bits"] > by[(img, "identity", 37)]["bits"]
+    assert by[(img, "identity", 22)]["feature_psnr"] > by[(img, "identity", 37)]["feature_psnr"]
+    # bitstreams kept, their size is what was counted
+    kept = tmp / "out" / "bitstreams" / f"{rows[0]['key']}.bin"
+    assert kept.stat().st_size * 8 == rows[0]["bits"]
+
+
+def test_rerun_recomputes_nothing(study):
+    tmp, _ = study
+    con = sqlite3.connect(tmp / "out" / "results.sqlite")
+    before = dict(con.execute("SELECT key, row FROM results"))
+    order_file = tmp / "hand.txt"
+    proc = run_study(tiny_args(tmp, "--order-file", f"hand={order_file}"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "0 cells coded now, 64 reused" in proc.stderr
+    after = dict(sqlite3.connect(tmp / "out" / "results.sqlite").execute("SELECT key, row FROM results"))
+    assert after == before
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("0 1 1" + "".join(f" {i}" for i in range(3, 144)), "appears twice"),
+        (" ".join(str(i) for i in range(143)), "143"),
+        ("[0, 1, 2]", "144"),
+    ],
+)
+def test_bad_order_file_is_one_line_error(study, content, message):
+    tmp, _ = study
+    bad = tmp / "bad.txt"
+    bad.write_text(content)
+    proc = run_study(tiny_args(tmp, "--order-file", str(bad)))
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines[-1].startswith("error: ") and message in lines[-1]
+    assert "Traceback" not in proc.stderr
+
+
+def test_unreadable_image_is_one_line_error(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for s in datasets.sample_photos()[:2]:
+        shutil.copy(s.path, folder / Path(s.path).name)
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    proc = run_study(["--images", str(folder), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "--quiet", "--workers", "1"])
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    last = [ln for ln in proc.stderr.splitlines() if ln.strip()][-1]
+    assert last.startswith("error: ") and "broken.png" in last
+
+
+def test_missing_ffmpeg_is_one_line_error(tmp_path):
+    import os
+
+    env = dict(os.environ, FCM_FFMPEG=str(tmp_path / "no-ffmpeg-here"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "studies.search_order", *tiny_args(tmp_path)], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 2
+    last = [ln for ln in proc.stderr.splitlines() if ln.strip()][-1]
+    assert last.startswith("error: ") and "ffmpeg" in last.lower() and "FCM_FFMPEG" in last
+
+
+def test_ctrl_c_then_rerun_keeps_finished_rows(study):
+    import signal
+    import time
+
+    tmp, _ = study
+    args = tiny_args(tmp)
+    args[args.index("--out") + 1] = str(tmp / "interrupted")
+    db = tmp / "interrupted" / "results.sqlite"
+    proc = subprocess.Popen([sys.executable, "-m", "studies.search_order", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if db.exists():
+            try:
+                if sqlite3.connect(db).execute("SELECT COUNT(*) FROM results WHERE status='ok'").fetchone()[0] >= 3:
+                    break
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "run the same command again to resume" in err
+    kept = dict(sqlite3.connect(db).execute("SELECT key, row FROM results WHERE status='ok'"))
+    assert 3 <= len(kept) < 48
+    again = run_study(args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"{48 - len(kept)} cells coded now, {len(kept)} reused" in again.stderr
+    after = dict(sqlite3.connect(db).execute("SELECT key, row FROM results WHERE status='ok'"))
+    assert all(after[k] == v for k, v in kept.items())
+    assert len(after) == 48
