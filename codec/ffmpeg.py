@@ -74,6 +74,12 @@ def _list_components(exe: str, kind: str) -> frozenset[str]:
         )
     except OSError as exc:
         raise CodecNotFoundError(f"cannot run ffmpeg at {exe!r} ({exc}); set {ENV_FFMPEG} to a working binary") from exc
+    if proc.returncode != 0:  # a broken binary: say so, rather than "has no encoder X"
+        raise CodecError(
+            f"ffmpeg at {exe} failed to list its {kind} (exit {proc.returncode}): {log_tail(proc.stderr)}; "
+            f"set {ENV_FFMPEG} to a working ffmpeg binary or unset it to use the one from imageio-ffmpeg",
+            log=proc.stderr,
+        )
     names = set()
     seen_rule = False
     for line in proc.stdout.splitlines():

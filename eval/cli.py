@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import sys
 from pathlib import Path
@@ -28,7 +29,12 @@ def _key_value(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     key, value = text.split("=", 1)
-    return key.strip(), value.strip()
+    value = value.strip()
+    try:  # numbers, booleans and null as JSON; anything else stays a string
+        value = json.loads(value)
+    except json.JSONDecodeError:
+        pass
+    return key.strip(), value
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:

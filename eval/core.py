@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import socket
 import time
 import traceback
@@ -41,13 +42,26 @@ class CodingResult:
     bitstream: Any  # codec.Bitstream
     encode_seconds: float
     decode_seconds: float
+    # CPU seconds (user + system) of the codec's child processes (ffmpeg, VTM) while encoding /
+    # decoding: unlike wall time this is not inflated by other jobs on a shared machine.
+    # Exact when one cell runs at a time in a process (inline and the runner's single-threaded
+    # workers). None when not measured (older callers).
+    encode_cpu_seconds: float | None = None
+    decode_cpu_seconds: float | None = None
+
+
+def _children_cpu() -> float:
+    """CPU seconds used so far by this process's finished, waited-for child processes."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def check_features(features: np.ndarray, n_channels: int | None = None, where: str = "features") -> np.ndarray:
     """Validate one image's features ([C,H,W], finite, matching the permutation length)."""
     arr = np.asarray(features)
     if arr.ndim != 3:
-        raise FeatureError(f"{where}: expected a [C,H,W] array, got shape {arr.shape}; features come from a model head")
+        raise FeatureError(f"{where}: expected a [C,H,W] array, got shape {arr.shape}; check the model head's output "
+                           "(or delete this feature cache entry so it is recomputed)")
     if not np.isfinite(arr).all():
         bad = int((~np.isfinite(arr)).sum())
         raise FeatureError(
@@ -71,14 +85,14 @@ def code_features(features, permutation, quantizer, packing, codec, qp: int) -> 
     features = check_features(features, permutation.n_channels)
     codes = quantizer.quantize(permutation.apply(features))
     frames = packing.pack(codes, codec.grid)
-    t0 = time.perf_counter()
+    c0, t0 = _children_cpu(), time.perf_counter()
     bitstream = codec.encode(frames, int(qp), bit_depth=quantizer.bits)
-    t1 = time.perf_counter()
+    c1, t1 = _children_cpu(), time.perf_counter()
     decoded = codec.decode(bitstream)
-    t2 = time.perf_counter()
+    c2, t2 = _children_cpu(), time.perf_counter()
     rec_codes = packing.unpack(decoded, codes.shape)
     reconstruction = permutation.invert(quantizer.dequantize(rec_codes)).astype(np.float32, copy=False)
-    return CodingResult(reconstruction, int(bitstream.bits), bitstream, t1 - t0, t2 - t1)
+    return CodingResult(reconstruction, int(bitstream.bits), bitstream, t1 - t0, t2 - t1, c1 - c0, c2 - c1)
 
 
 def cell_key(**parts) -> str:
@@ -199,6 +213,8 @@ def run_job(job: Job, single_thread: bool = True) -> dict:
             task_stats=stats,
             encode_seconds=round(result.encode_seconds, 4),
             decode_seconds=round(result.decode_seconds, 4),
+            encode_cpu_seconds=round(result.encode_cpu_seconds, 4),
+            decode_cpu_seconds=round(result.decode_cpu_seconds, 4),
             tail_seconds=round(tail_seconds, 4),
         )
     except Exception as exc:  # noqa: BLE001 - every failure is recorded against its row

@@ -158,9 +158,9 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 
     p = Path(path)
     if not p.exists():
-        raise ImageReadError(f"{p}: no such file")
+        raise ImageReadError(f"{p}: no such file; check the path")
     if p.is_dir():
-        raise ImageReadError(f"{p}: is a directory, not an image file")
+        raise ImageReadError(f"{p}: is a directory, not an image file; give the path of an image")
     try:
         with Image.open(p) as im:
             im.load()
@@ -181,9 +181,9 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     except ImageReadError:
         raise
     except UnidentifiedImageError:
-        raise ImageReadError(f"{p}: not an image file PIL can read") from None
+        raise ImageReadError(f"{p}: not an image file PIL can read; remove it from the image folder or save it as PNG/JPEG") from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageReadError(f"{p}: cannot decode image ({exc})") from None
+        raise ImageReadError(f"{p}: cannot decode image ({exc}); the file is damaged or truncated: replace it or remove it from the image folder") from None
     if a.ndim != 3 or a.shape[2] != 3 or a.shape[0] == 0 or a.shape[1] == 0:
         raise ImageReadError(f"{p}: decoded to shape {a.shape}; expected a non-empty H x W x 3 image")
     return np.ascontiguousarray(a, dtype=np.uint8)

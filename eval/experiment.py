@@ -20,6 +20,7 @@ import hashlib
 import json
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
@@ -237,7 +238,7 @@ def prepare_setup(
     ``check_codec`` codes two tiny frames first, so a missing or broken codec binary is
     reported before any model work starts.
     """
-    from codec import make_codec, make_quantizer
+    from codec import make_codec
     from eval.cache import FeatureCache
     from eval.models import make_model
 
@@ -248,13 +249,23 @@ def prepare_setup(
     cache = FeatureCache(cache_dir)
     calib = prepare_features(adapter, calib_samples, cache, progress, desc="calibration features")
     test = prepare_features(adapter, test_samples, cache, progress, desc="test features")
-    q = make_quantizer(quantizer).fit(calib)
+    q = fit_quantizer(quantizer, calib)
     return Setup(adapter, model_spec, calib, test, q, q.to_dict(), codec_obj.spec())
+
+
+def fit_quantizer(spec, calib):
+    """A quantizer from a spec string (fitted on ``calib``) or a saved dict (kept as saved when it has a range)."""
+    from codec import make_quantizer, quantizer_from_dict
+
+    if isinstance(spec, dict):
+        q = quantizer_from_dict(spec)
+        return q if q.is_fitted else q.fit(calib)
+    return make_quantizer(spec).fit(calib)
 
 
 def smoke_test_codec(codec_obj) -> None:
     """Encode and decode two tiny frames; raises the codec's own clear error if that fails."""
-    side = max(16, codec_obj.grid)
+    side = max(32, codec_obj.grid)  # libvvenc rejects 16x16 pictures (its per-picture byte limit is below the parameter sets)
     frames = np.full((2, side, side), 100, dtype=np.uint8)
     codec_obj.decode(codec_obj.encode(frames, 37, bit_depth=8))
 
@@ -282,8 +293,8 @@ def learn_orders(names: Sequence[str], calib: FeatureSet, out_dir: str | Path, p
                 if saved.provenance.get("orderer_params") == params and saved.provenance.get("calibration_digest") == calib_digest:
                     orders[name] = saved
                     continue
-            except ValueError:
-                pass  # an unreadable saved order is simply learned again
+            except ValueError as exc:  # an unreadable saved order is learned again (and overwritten)
+                warnings.warn(f"saved order {path} is unusable ({exc}); learning it again", RuntimeWarning, stacklevel=2)
         t0 = time.perf_counter()
         if progress:
             print(f"learning order {name} on {len(calib)} calibration images ...", file=sys.stderr)

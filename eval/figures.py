@@ -164,29 +164,34 @@ def mosaic_grid(n_channels: int, height: int, width: int, cols: int | None = Non
     return math.ceil(n_channels / cols), cols
 
 
-def normalize_channels(features: Any, normalize: str = "per_channel") -> np.ndarray:
+def _check_percentile(percentile: float) -> float:
+    if isinstance(percentile, bool) or not isinstance(percentile, numbers.Real) or not 50.0 < float(percentile) <= 100.0:
+        raise ValueError(f"percentile must be a number in (50, 100], got {percentile!r} (100 = plain min-max)")
+    return float(percentile)
+
+
+def normalize_channels(features: Any, normalize: str = "per_channel", percentile: float = 100.0) -> np.ndarray:
     """Scale features to [0, 1] for display.
 
-    ``per_channel``: each channel min-max scaled on its own, so the spatial pattern of every
-    channel is visible whatever its magnitude (the usual way to look at feature maps);
-    ``global``: one min-max over all channels, so magnitudes stay comparable across tiles.
-    A constant channel (or constant array) maps to 0.
+    ``per_channel``: each channel scaled on its own, so the spatial pattern of every channel
+    is visible whatever its magnitude (the usual way to look at feature maps); ``global``:
+    one scale for all channels, so magnitudes stay comparable across tiles. The range is
+    from the ``100 - percentile`` to the ``percentile`` percentile, values outside clipped:
+    100 is plain min-max; a little below (the figures use 99.5) keeps a few bright ReLU
+    outliers from turning the rest of a channel black. A constant channel maps to 0.
     """
     x = _check_features(features)
     _check_normalize(normalize)
-    if normalize == "per_channel":
-        lo = x.min(axis=(1, 2), keepdims=True)
-        span = x.max(axis=(1, 2), keepdims=True) - lo
+    percentile = _check_percentile(percentile)
+    axis = (1, 2) if normalize == "per_channel" else None
+    if percentile == 100.0:
+        lo = x.min(axis=axis, keepdims=True)
+        hi = x.max(axis=axis, keepdims=True)
     else:
-        lo = x.min()
-        span = x.max() - lo
-    span = np.where(span > 0, span, 1.0)
-    return (x - lo) / span
-
-
-def _auto_sep(height: int, width: int) -> int:
-    """Separator width in pixels: thin but still visible once large tiles are shrunk."""
-    return max(1, int(round(0.03 * min(height, width))))
+        lo = np.percentile(x, 100.0 - percentile, axis=axis, keepdims=True)
+        hi = np.percentile(x, percentile, axis=axis, keepdims=True)
+    span = hi - lo
+    return np.clip((x - lo) / np.where(span > 0, span, 1.0), 0.0, 1.0)
 
 
 def mosaic_array(
@@ -194,22 +199,27 @@ def mosaic_array(
     order: Any = None,
     cols: int | None = None,
     normalize: str = "per_channel",
-    sep: int | None = None,
+    sep: int = 0,
+    percentile: float = 100.0,
 ) -> np.ndarray:
     """The 2-D tiled image of ``features`` in ``order``: tile ``k`` shows channel ``order[k]``.
 
     Tiles are placed row by row, ``cols`` per row (near-square by default), with ``sep``
-    pixels between them (auto: about 3% of the tile side). Values are normalised to [0, 1]
-    (see :func:`normalize_channels`); separators and unused tiles are NaN so they can be
-    drawn in a neutral colour.
+    pixels between them (default none: the figures draw separators as thin lines, which
+    stay thin whatever the tile size). Values are normalised to [0, 1] (see
+    :func:`normalize_channels`, plain min-max by default); separator pixels and unused
+    tiles are NaN so they can be drawn in a neutral colour.
     """
-    x = normalize_channels(features, normalize)
+    x = normalize_channels(features, normalize, percentile)
+    return _tile(x, order, cols, sep)
+
+
+def _tile(x: np.ndarray, order: Any, cols: int | None, sep: int) -> np.ndarray:
+    """Place the (already normalised) channels of ``x`` in ``order`` on the mosaic grid."""
     c, h, w = x.shape
     order = np.arange(c) if order is None else _check_order(order, c)
     rows, cols = mosaic_grid(c, h, w, cols)
-    if sep is None:
-        sep = _auto_sep(h, w)
-    elif isinstance(sep, bool) or not isinstance(sep, numbers.Integral) or sep < 0:
+    if isinstance(sep, bool) or not isinstance(sep, numbers.Integral) or sep < 0:
         raise ValueError(f"sep must be a non-negative integer number of pixels, got {sep!r}")
     out = np.full((rows * h + (rows - 1) * sep, cols * w + (cols - 1) * sep), np.nan)
     for k, ch in enumerate(order):
@@ -343,7 +353,7 @@ def _mosaic_cmap(cmap: str):
     return matplotlib.colormaps[cmap].with_extremes(bad="white")
 
 
-def _annotate_tiles(ax, order: np.ndarray, shape: tuple[int, int], cols: int, sep: int, fontsize: float) -> None:
+def _annotate_tiles(ax, order: np.ndarray, shape: tuple[int, int], cols: int, fontsize: float) -> None:
     from matplotlib import patheffects
 
     h, w = shape
@@ -351,20 +361,39 @@ def _annotate_tiles(ax, order: np.ndarray, shape: tuple[int, int], cols: int, se
     for k, ch in enumerate(order.tolist()):
         r, q = divmod(k, cols)
         ax.text(
-            q * (w + sep) - 0.5 + 0.06 * w, r * (h + sep) - 0.5 + 0.06 * h, str(ch),
+            q * w - 0.5 + 0.06 * w, r * h - 0.5 + 0.06 * h, str(ch),
             ha="left", va="top", fontsize=fontsize, color="white", path_effects=outline,
         )
 
 
-def _draw_mosaic(ax, features, order, cols, normalize, annotate, cmap, panel_width_in):
-    """Draw one mosaic on ``ax``; return the image artist (for a colorbar)."""
-    x = _check_features(features)
-    c, h, w = x.shape
+def _display_channels(x: np.ndarray, normalize: str, percentile: float, cols: int, panel_width_in: float) -> np.ndarray:
+    """Normalised channels, block-averaged when tiles would be shrunk more than 2x on screen.
+
+    Only a display shortcut: resampling a 4000-pixel-wide mosaic at draw time costs
+    seconds per panel, while averaging f x f blocks first looks the same (it is what
+    antialiasing does) and leaves the figure's content otherwise unchanged.
+    """
+    xn = normalize_channels(x, normalize, percentile)
+    c, h, w = xn.shape
+    screen_px = panel_width_in * _DPI / cols
+    f = min(int(w // screen_px), h, w) if w > 2 * screen_px else 1
+    if f <= 1:
+        return xn
+    hh, ww = h // f, w // f
+    return xn[:, : hh * f, : ww * f].reshape(c, hh, f, ww, f).mean(axis=(2, 4))
+
+
+def _draw_mosaic(ax, xn, order, cols, annotate, cmap, panel_width_in):
+    """Draw one mosaic of normalised channels ``xn`` on ``ax``; return (image artist, annotated?)."""
+    c, h, w = xn.shape
     order = np.arange(c, dtype=np.int64) if order is None else _check_order(order, c)
     rows, cols = mosaic_grid(c, h, w, cols)
-    sep = _auto_sep(h, w)
-    tiled = mosaic_array(x, order, cols=cols, normalize=normalize, sep=sep)
+    tiled = _tile(xn, order, cols, 0)
     im = ax.imshow(tiled, cmap=_mosaic_cmap(cmap), vmin=0.0, vmax=1.0, interpolation="antialiased")
+    # separators as lines (constant thin width in the figure, whatever the tile size)
+    lw = 0.8 if cols <= 8 else 0.5
+    ax.vlines([q * w - 0.5 for q in range(1, cols)], -0.5, rows * h - 0.5, colors="white", linewidths=lw)
+    ax.hlines([r * h - 0.5 for r in range(1, rows)], -0.5, cols * w - 0.5, colors="white", linewidths=lw)
     ax.set_xticks([])
     ax.set_yticks([])
     tile_points = panel_width_in * 72.0 / cols
@@ -372,12 +401,20 @@ def _draw_mosaic(ax, features, order, cols, normalize, annotate, cmap, panel_wid
     if annotate is None:
         annotate = c <= _ANNOTATE_MAX_CHANNELS and fontsize >= 3.5
     if annotate:
-        _annotate_tiles(ax, order, (h, w), cols, sep, max(fontsize, 3.0))
-    return im
+        _annotate_tiles(ax, order, (h, w), cols, max(fontsize, 3.0))
+    return im, bool(annotate)
 
 
-def _normalize_label(normalize: str) -> str:
-    return "activation, min-max scaled per channel" if normalize == "per_channel" else "activation, min-max scaled over all channels"
+def _panel_cols(n_panels: int) -> int:
+    """Panels per row: all in one row up to 3, 2 x 2 for 4, then rows of 3."""
+    return 2 if n_panels == 4 else min(n_panels, 3)
+
+
+def _normalize_label(normalize: str, percentile: float) -> str:
+    where = "per channel" if normalize == "per_channel" else "over all channels"
+    if percentile == 100.0:
+        return f"activation, min-max scaled {where}"
+    return f"activation scaled {where} ({100 - percentile:g}-{percentile:g} percentile)"
 
 
 def mosaic_figure(
@@ -388,21 +425,24 @@ def mosaic_figure(
     normalize: str = "per_channel",
     annotate: bool | None = None,
     cmap: str = "viridis",
+    percentile: float = 99.5,
 ):
     """Figure of one mosaic (see :func:`channel_mosaic`)."""
     x = _check_features(features)
     _check_normalize(normalize)
+    _check_percentile(percentile)
     c, h, w = x.shape
     rows, ncols = mosaic_grid(c, h, w, cols)
     aspect = (rows * h) / (ncols * w)
     width = 7.5 if aspect <= 1.2 else max(4.0, 9.0 / aspect)
     fig = _new_figure(width, min(11.0, 0.9 * width * aspect + 1.0))
     ax = fig.add_subplot()
-    im = _draw_mosaic(ax, x, order, ncols, normalize, annotate, cmap, 0.85 * width)
+    xn = _display_channels(x, normalize, percentile, ncols, 0.85 * width)
+    im, annotated = _draw_mosaic(ax, xn, order, ncols, annotate, cmap, 0.85 * width)
     ax.set_title(title or f"{c} channels in {'the given' if order is not None else 'original (identity)'} order")
-    ax.set_xlabel("tiles row by row in order; numbers = original channel index", fontsize=8)
+    ax.set_xlabel("tiles row by row in order" + ("; numbers = original channel index" if annotated else ""), fontsize=8)
     cb = fig.colorbar(im, ax=ax, shrink=0.8, pad=0.01)
-    cb.set_label(_normalize_label(normalize), fontsize=8)
+    cb.set_label(_normalize_label(normalize, percentile), fontsize=8)
     return fig
 
 
@@ -414,32 +454,36 @@ def mosaic_comparison_figure(
     normalize: str = "per_channel",
     annotate: bool | None = None,
     cmap: str = "viridis",
+    percentile: float = 99.5,
     panel_cols: int | None = None,
 ):
     """Figure with one mosaic per order, identity first (see :func:`mosaic_comparison`)."""
     x = _check_features(features)
     _check_normalize(normalize)
+    _check_percentile(percentile)
     c, h, w = x.shape
     named = _named_orders(orders, c)
     n = len(named)
-    pc = min(n, 3) if panel_cols is None else max(1, min(int(panel_cols), n))
+    pc = _panel_cols(n) if panel_cols is None else max(1, min(int(panel_cols), n))
     pr = math.ceil(n / pc)
     rows, ncols = mosaic_grid(c, h, w, cols)
     aspect = (rows * h) / (ncols * w)
     panel_w = 4.6 if pc > 1 else 7.0
-    fig = _new_figure(panel_w * pc + 0.8, pr * (panel_w * aspect + 0.6) + 0.6)
+    fig = _new_figure(panel_w * pc + 0.8, pr * (0.92 * panel_w * aspect + 0.45) + 0.5)
     axes = fig.subplots(pr, pc, squeeze=False)
     im = None
+    xn = _display_channels(x, normalize, percentile, ncols, 0.95 * panel_w)
     for i, ax in enumerate(axes.flat):
         if i >= n:
             ax.set_axis_off()
             continue
         name, order = named[i]
-        im = _draw_mosaic(ax, x, order, ncols, normalize, annotate, cmap, 0.95 * panel_w)
+        im, annotated = _draw_mosaic(ax, xn, order, ncols, annotate, cmap, 0.95 * panel_w)
         ax.set_title(name if name != "identity" else "identity (original order)", fontsize=11)
-    fig.suptitle(title or f"Channel mosaics of one image in each order ({c} channels, tiles row by row; numbers = original channel)", fontsize=11)
+    numbers = "; numbers = original channel" if annotated else ""
+    fig.suptitle(title or f"Channel mosaics of one image in each order ({c} channels, tiles row by row{numbers})", fontsize=11)
     cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, pad=0.01)
-    cb.set_label(_normalize_label(normalize), fontsize=8)
+    cb.set_label(_normalize_label(normalize, percentile), fontsize=8)
     return fig
 
 
@@ -462,7 +506,7 @@ def similarity_figure(
     if vmax <= vmin:
         vmin, vmax = vmin - 0.5, vmax + 0.5
     n = len(named)
-    pc = min(n, 3)
+    pc = _panel_cols(n)
     pr = math.ceil(n / pc)
     fig = _new_figure(3.9 * pc + 1.0, 3.9 * pr + 0.7)
     axes = fig.subplots(pr, pc, squeeze=False)
@@ -476,13 +520,14 @@ def similarity_figure(
             permuted(d, order), cmap=cmap, vmin=vmin, vmax=vmax,
             interpolation="nearest" if c <= 300 else "antialiased",
         )
-        ax.set_title(f"{name}\nneighbour distance sum {path_cost(d, order):.4g}", fontsize=10)
+        shown = "identity (original order)" if name == "identity" else name
+        ax.set_title(f"{shown}\nneighbour distance sum {path_cost(d, order):.4g}", fontsize=10)
         ax.set_xlabel("channel position in this order", fontsize=8)
         ax.set_ylabel("channel position in this order", fontsize=8)
         ax.tick_params(labelsize=7)
     fig.suptitle(title or f"Calibration distances between {c} channels, rows and columns in each order", fontsize=11)
     cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.75, pad=0.01)
-    cb.set_label(label + " (1st-99th percentile)", fontsize=8)
+    cb.set_label(f"{label}; scale clipped to 1st-99th percentile", fontsize=8)
     return fig
 
 
@@ -541,13 +586,16 @@ def bd_rate_figure(
             ys.append(y)
             xs.append(v)
             ax.text(v + (0.01 if v >= 0 else -0.01) * span, y, _fmt_percent(v), ha="left" if v >= 0 else "right", va="center", fontsize=8)
-        ax.barh(ys, xs, height=height * 0.92, color=colors(j), label=labels.get(m, m))
+        ax.barh(ys, xs, height=height * 0.92, color=colors(j))
     ax.axvline(0.0, color="black", lw=0.8)
     ax.set_xlim(lo - 0.2 * span, hi + 0.2 * span)
     ax.set_yticks(range(len(rows)), [name for name, _ in rows])
     ax.set_ylim(len(rows) - 0.5, -0.5)  # first order on top
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(title="quality measured by", fontsize=8, title_fontsize=8, loc="best")
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=colors(j), label=labels.get(m, m)) for j, m in enumerate(metrics)]
+    fig.legend(handles=handles, title="quality measure", loc="outside lower center", ncols=len(handles), fontsize=8, title_fontsize=8)
     return fig
 
 
@@ -563,14 +611,14 @@ def tour_cost_figure(results: Sequence[Mapping] | Mapping[str, Any], title: str 
     from matplotlib.transforms import blended_transform_factory
 
     colors = matplotlib.colormaps["tab10"]
-    width = 0.8 / len(solvers)
-    fig = _new_figure(max(8.0, 1.2 + len(sizes) * len(solvers) * 0.55 * 2), 4.6)
+    width = min(0.8 / len(solvers), 0.22)
+    fig = _new_figure(min(16.0, max(9.0, 2.5 + len(sizes) * len(solvers) * 0.45)), 4.8)
     ax_gap, ax_time = fig.subplots(1, 2)
     max_gap = max(r["gap_percent"] for r in table) or 1.0
     times = [r["seconds"] for r in table if r["seconds"] is not None]
     for j, s in enumerate(solvers):
         for i, n in enumerate(sizes):
-            x = i - 0.4 + width * (j + 0.5)
+            x = i + width * (j - (len(solvers) - 1) / 2)
             r = by_key.get((s, n))
             for ax, key in ((ax_gap, "gap_percent"), (ax_time, "seconds")):
                 v = None if r is None else r[key]
@@ -584,7 +632,7 @@ def tour_cost_figure(results: Sequence[Mapping] | Mapping[str, Any], title: str 
                 else:
                     ax.bar(x, v, width=width * 0.92, color=colors(j % 10), label=s if i == 0 else None)
                     ax.text(x, v + 0.02 * max_gap, "best" if v == 0 else f"+{v:.3g}", ha="center", va="bottom", rotation=90, fontsize=7)
-    ticks = [("n = ?" if n is None else f"n = {n}") + f"\nbest {best_cost[n]:.5g}" for n in sizes]
+    ticks = [("size not given" if n is None else f"n = {n}") + f"\nbest cost {best_cost[n]:.5g}" for n in sizes]
     for ax in (ax_gap, ax_time):
         ax.set_xticks(range(len(sizes)), ticks, fontsize=8)
         ax.set_xlim(-0.6, len(sizes) - 0.4)
@@ -614,15 +662,17 @@ def channel_mosaic(
     normalize: str = "per_channel",
     annotate: bool | None = None,
     cmap: str = "viridis",
+    percentile: float = 99.5,
 ) -> Path:
     """Write a near-square mosaic of the channels of one image, tile ``k`` = channel ``order[k]``.
 
     This is the paper's "channels as frames" picture: a good order puts similar-looking
     channels next to each other. ``annotate`` writes the original channel index in each
     tile (default: when there are at most 256 channels and the tiles are big enough to
-    read it). Returns the PNG path.
+    read it). ``percentile`` clips each channel's display range (see
+    :func:`normalize_channels`). Returns the PNG path.
     """
-    return _save_png(mosaic_figure(features, order, title, cols, normalize, annotate, cmap), path)
+    return _save_png(mosaic_figure(features, order, title, cols, normalize, annotate, cmap, percentile), path)
 
 
 def mosaic_comparison(
@@ -634,9 +684,10 @@ def mosaic_comparison(
     normalize: str = "per_channel",
     annotate: bool | None = None,
     cmap: str = "viridis",
+    percentile: float = 99.5,
 ) -> Path:
     """Write one figure with a mosaic of the same image per order, identity first (added if absent)."""
-    return _save_png(mosaic_comparison_figure(features, orders, title, cols, normalize, annotate, cmap), path)
+    return _save_png(mosaic_comparison_figure(features, orders, title, cols, normalize, annotate, cmap, percentile), path)
 
 
 def similarity_heatmap(

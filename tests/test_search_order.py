@@ -18,12 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_args(tmp_path, *extra):
-    """Two calibration and two test photos at a 96 px short side, FFV1-free real VVenC, 4 QPs."""
+    """Two calibration and two test photos at a 160 px short side (40 px feature maps: the smallest VVenC through ffmpeg codes reliably at QP 22), real VVenC, 4 QPs."""
     return [
         "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
-        "--model-arg", "short_side=96", "--model-arg", "window=64", "--model-arg", "window_stride=32",
+        "--model-arg", "short_side=160", "--model-arg", "window=64", "--model-arg", "window_stride=32",
         "--limit", "2", "--workers", "1", "--quiet", "--qps", "22", "27", "32", "37",
-        "--orders", "identity", "random", "tsp-correlation", *extra,
+        "--orders", "identity", "tsp-correlation", *extra,
     ]
 
 
@@ -45,10 +45,10 @@ def test_outputs_are_complete(study):
     tmp, proc = study
     out = tmp / "out"
     rows = (out / "results.csv").read_text().splitlines()
-    assert len(rows) == 1 + 2 * 4 * 4  # header + images x orders x QPs
+    assert len(rows) == 1 + 2 * 3 * 4  # header + images x orders x QPs
     summary = json.loads((out / "summary.json").read_text())
     assert summary["anchor"] == "identity"
-    assert set(summary["bd_rate"]) == {"identity", "random", "tsp-correlation", "hand"}
+    assert set(summary["bd_rate"]) == {"identity", "tsp-correlation", "hand"}
     for order, bd in summary["bd_rate"].items():
         assert set(bd) == {"feature_psnr", "task"}
     assert summary["bd_rate"]["identity"]["feature_psnr"] == pytest.approx(0.0, abs=1e-9)
@@ -81,7 +81,7 @@ def test_rerun_recomputes_nothing(study):
     order_file = tmp / "hand.txt"
     proc = run_study(tiny_args(tmp, "--order-file", f"hand={order_file}"))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "0 cells coded now, 64 reused" in proc.stderr
+    assert "0 cells coded now, 24 reused" in proc.stderr
     after = dict(sqlite3.connect(tmp / "out" / "results.sqlite").execute("SELECT key, row FROM results"))
     assert after == before
 
@@ -89,7 +89,7 @@ def test_rerun_recomputes_nothing(study):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("0 1 1" + "".join(f" {i}" for i in range(3, 144)), "appears twice"),
+        ("0 1 1" + "".join(f" {i}" for i in range(3, 144)), "appears 2 times"),
         (" ".join(str(i) for i in range(143)), "143"),
         ("[0, 1, 2]", "144"),
     ],
@@ -153,10 +153,10 @@ def test_ctrl_c_then_rerun_keeps_finished_rows(study):
     assert proc.returncode == 130, err[-2000:]
     assert "run the same command again to resume" in err
     kept = dict(sqlite3.connect(db).execute("SELECT key, row FROM results WHERE status='ok'"))
-    assert 3 <= len(kept) < 48
+    assert 3 <= len(kept) < 16
     again = run_study(args)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert f"{48 - len(kept)} cells coded now, {len(kept)} reused" in again.stderr
+    assert f"{16 - len(kept)} cells coded now, {len(kept)} reused" in again.stderr
     after = dict(sqlite3.connect(db).execute("SELECT key, row FROM results WHERE status='ok'"))
     assert all(after[k] == v for k, v in kept.items())
-    assert len(after) == 48
+    assert len(after) == 16

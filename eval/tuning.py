@@ -1,0 +1,413 @@
+"""Optuna tuning of the feature quantizer, run entirely through the shared core.
+
+What is tuned
+-------------
+The quantizer between float features and the codec's integer samples
+(:mod:`codec.quantize`): its curve (``uniform``, ``log``, ``power``, ``mulaw``), the curve's
+shape parameter (log ``shape``, power ``gamma``, mu-law ``mu``; log-uniform priors), the
+clipping percentile (``clip`` on/off and, when on, the tail clipped per side, 0.001-1 %,
+log-uniform) and the code depth (8 or 10 bits). The codec always sees 10-bit samples (VVenC
+via ffmpeg is 10-bit only: 8-bit codes are shifted up by 2), so at one QP an 8- and a 10-bit
+quantizer get the same codec step relative to the range: the same QPs compare them fairly.
+
+Objective (why this one)
+------------------------
+BD-rate in percent (minimised) of the candidate against the *untuned* log quantizer (the
+package default, ``LogQuantizer()``: shape 100, 8 bit, no clipping), both coding the same
+held-out images with the same channel order, packing, codec and QPs, quality measured as
+feature PSNR against the *float* features:
+
+* Quality against the float features (not the integer codes) charges the candidate for its
+  own quantisation error, so curves of different quantizers sit on one scale; a PSNR of the
+  codes would reward a coarse quantizer whose codes the codec reproduces easily.
+* A BD-rate summarises the whole QP range as "bits for the same quality", the quantity the
+  package reports for orders too; picking one QP would tune for one operating point.
+* Feature PSNR rather than the task metric by default: on a handful of images the task
+  proxy moves by about +-15 % in BD-rate (see measured.md) and would tune noise. The task
+  BD-rate is computed and stored for every trial (``--objective task`` optimises it).
+* A BD-rate is only computed over the quality range both curves cover, and that can be
+  gamed: an 8-bit uniform quantizer saturates far below the anchor's top PSNR, and over the
+  low-quality part it does cover it may look 40 % cheaper (seen on the tiny configuration).
+  So a candidate must cover ``min_overlap`` (default 80 %) of the anchor's feature-PSNR range;
+  otherwise, or when a curve is not monotone, the trial fails with the reason recorded
+  rather than scoring a number from a sliver of the range.
+
+Data: the calibration split only (never the test split). It is split once, reproducibly,
+into a *fit* part (candidate ranges are fitted here) and a *validation* part (coded and
+scored here). The best quantizer is finally refitted on the whole calibration split and
+saved as JSON (:meth:`Quantizer.to_dict` plus a ``tuning`` record).
+
+Caching and resuming: every coded cell goes through :func:`eval.experiment.make_jobs` and
+:func:`eval.runner.run_grid` into one :class:`~eval.store.ResultStore`, so the anchor is coded
+once, a repeated or resumed candidate recomputes nothing, and a killed study loses at most
+the cells in flight. The Optuna study lives in an RDB (SQLite by default) and is opened with
+``load_if_exists``; trials carry heartbeats, so a trial left RUNNING by a killed process is
+marked FAIL once its heartbeat is older than the grace period and its parameters are queued
+again (their finished cells are reused). The study records a digest of its setup and refuses
+to continue under a different one (other QPs, images, codec, anchor), whose values would not
+be comparable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from eval.experiment import FeatureSet, make_jobs
+from eval.report import Curve, build_curves
+from eval.runner import RunSummary, run_grid
+
+__all__ = [
+    "CURVES", "SHAPE_PARAMS", "anchor_params", "OBJECTIVES", "TrialFailed", "TuningContext", "QuantizerObjective",
+    "split_calibration", "suggest_quantizer", "quantizer_kwargs", "code_curve", "compare_curves", "open_study",
+    "setup_digest", "trials_rows", "format_trials", "best_quantizer_dict", "complete_trials",
+]
+
+log = logging.getLogger(__name__)
+
+CURVES = ("uniform", "log", "power", "mulaw")
+#: curve -> (quantizer keyword, low, high); sampled log-uniformly under the name "<curve>_<keyword>"
+SHAPE_PARAMS = {"log": ("shape", 1.0, 1e4), "power": ("gamma", 0.1, 1.5), "mulaw": ("mu", 1.0, 1e4)}
+CLIP_TAIL = (1e-3, 1.0)  # percent of values clipped on each side when clipping is on
+BITS = (8, 10)
+OBJECTIVES = ("feature_psnr", "task")
+
+
+class TrialFailed(RuntimeError):
+    """A candidate whose BD-rate cannot be computed (reason in the message and the trial's user attrs)."""
+
+
+# ----------------------------------------------------------------------------- search space
+
+
+def suggest_quantizer(trial) -> tuple[str, dict]:
+    """Sample a quantizer from ``trial``; returns ``(name, keyword arguments)`` for make_quantizer."""
+    curve = trial.suggest_categorical("curve", list(CURVES))
+    if curve in SHAPE_PARAMS:
+        key, lo, hi = SHAPE_PARAMS[curve]
+        trial.suggest_float(f"{curve}_{key}", lo, hi, log=True)
+    trial.suggest_categorical("bits", list(BITS))
+    if trial.suggest_categorical("clip", [False, True]):
+        trial.suggest_float("clip_tail", *CLIP_TAIL, log=True)
+    return quantizer_kwargs(trial.params)
+
+
+def quantizer_kwargs(params: Mapping[str, Any]) -> tuple[str, dict]:
+    """Trial parameters (the names :func:`suggest_quantizer` uses) -> ``(name, kwargs)``."""
+    curve = params["curve"]
+    if curve not in CURVES:
+        raise ValueError(f"unknown curve {curve!r} in trial parameters; expected one of {', '.join(CURVES)}")
+    kwargs: dict[str, Any] = {"bits": int(params["bits"])}
+    if curve in SHAPE_PARAMS:
+        key = SHAPE_PARAMS[curve][0]
+        kwargs[key] = float(params[f"{curve}_{key}"])
+    kwargs["percentile"] = 100.0 - float(params["clip_tail"]) if params.get("clip") else 100.0
+    return curve, kwargs
+
+
+# ----------------------------------------------------------------------------- data split
+
+
+def split_calibration(samples: Sequence, n_val: int, seed: int = 0) -> tuple[list, list]:
+    """Reproducible (fit, validation) split of the calibration samples; the test split is never used."""
+    from eval.datasets import split
+
+    samples = list(samples)
+    if len(samples) < 2:
+        raise ValueError(
+            f"quantizer tuning needs at least 2 calibration images (one to fit ranges, one to validate), got {len(samples)}; "
+            "add calibration images or raise --limit"
+        )
+    if not 1 <= n_val < len(samples):
+        raise ValueError(f"--n-val {n_val}: must be between 1 and {len(samples) - 1} for {len(samples)} calibration images")
+    return split(samples, n_calib=len(samples) - n_val, seed=seed)
+
+
+# ----------------------------------------------------------------------------- coding and scoring
+
+
+@dataclass
+class TuningContext:
+    """Everything that stays fixed across trials: images, order, codec, QPs, store, executor."""
+
+    fit: FeatureSet  # candidate ranges are fitted on these
+    val: FeatureSet  # coded and scored
+    references: Mapping[str, str]  # uncompressed tail outputs of the validation images
+    task: Any  # the model's TaskMetric
+    model: dict
+    codec: str
+    qps: Sequence[int]
+    store: Any  # eval.store.ResultStore
+    order_name: str = "identity"
+    order: np.ndarray | None = None  # None = identity
+    packing: str = "temporal"
+    objective: str = "feature_psnr"
+    method: str = "pchip"
+    min_overlap: float = 0.8
+    workers: int = 1
+    scheduler: str | None = None
+    max_attempts: int = 2
+    progress: bool = False
+    bitstream_dir: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective {self.objective!r}: use one of {', '.join(OBJECTIVES)}")
+        if not 0.0 < self.min_overlap <= 1.0:
+            raise ValueError(f"min_overlap={self.min_overlap}: use a fraction in (0, 1]")
+        if self.order is None:
+            self.order = np.arange(self.val.n_channels, dtype=np.int64)
+
+
+def code_curve(ctx: TuningContext, quantizer: dict, label: str) -> tuple[Curve | None, RunSummary]:
+    """Code the validation images with ``quantizer`` at every QP (cached cells reused); return its RD curve."""
+    jobs = make_jobs(
+        ctx.val, ctx.references, {ctx.order_name: ctx.order}, quantizer, ctx.codec, ctx.qps, ctx.model,
+        packing=ctx.packing, bitstream_dir=ctx.bitstream_dir, extra={**ctx.extra, "candidate": label},
+    )
+    summary = run_grid(jobs, ctx.store, workers=ctx.workers, scheduler=ctx.scheduler, max_attempts=ctx.max_attempts,
+                       progress=ctx.progress, desc=label)
+    keys = {j.key for j in jobs}
+    rows = [r for r in ctx.store.rows() if r["key"] in keys]
+    curves = build_curves(rows, task=ctx.task, images=ctx.val.ids)
+    return (curves[0] if curves else None), summary
+
+
+def compare_curves(anchor: Curve, test: Curve, metric: str = "feature_psnr", method: str = "pchip") -> tuple[float, float]:
+    """``(BD-rate %, overlap)`` of ``test`` against ``anchor`` on ``metric``.
+
+    ``overlap`` is the fraction of the anchor's quality range that the test curve also
+    covers. Raises :class:`~eval.errors.RDCurveError` when the BD-rate is not computable.
+    """
+    from eval.bdrate import bd_rate
+    from eval.errors import RDCurveError
+
+    qa, qb = getattr(anchor, metric), getattr(test, metric)
+    if not qa or not qb:
+        raise RDCurveError(f"no {metric} values to compare (a curve without finished QP points)")
+    lo, hi = max(min(qa), min(qb)), min(max(qa), max(qb))
+    span = max(qa) - min(qa)
+    overlap = max(0.0, hi - lo) / span if span > 0 else 0.0
+    value = bd_rate(anchor.bpp, qa, test.bpp, qb, method=method, names=("anchor", "candidate"))
+    return float(value), float(overlap)
+
+
+class QuantizerObjective:
+    """The Optuna objective: sample a quantizer, fit it on ``ctx.fit``, code ``ctx.val``, return its BD-rate."""
+
+    def __init__(self, ctx: TuningContext, anchor: Curve):
+        self.ctx = ctx
+        self.anchor = anchor
+
+    def __call__(self, trial) -> float:
+        from codec import make_quantizer
+        from eval.errors import RDCurveError
+
+        t0 = time.perf_counter()
+        name, kwargs = suggest_quantizer(trial)
+        quantizer = make_quantizer(name, **kwargs).fit(self.ctx.fit)
+        qdict = quantizer.to_dict()
+        trial.set_user_attr("quantizer", qdict)
+        curve, summary = code_curve(self.ctx, qdict, f"trial {trial.number}")
+        trial.set_user_attr("cells_coded", summary.finished)
+        trial.set_user_attr("cells_reused", summary.skipped)
+        trial.set_user_attr("cells_failed", summary.failed + summary.gave_up)
+        results: dict[str, Any] = {}
+        for metric in OBJECTIVES:
+            try:
+                if curve is None:
+                    raise RDCurveError("no QP point finished for every validation image")
+                bd, overlap = compare_curves(self.anchor, curve, metric, self.ctx.method)
+                results[metric] = bd
+                results[f"{metric}_overlap"] = overlap
+                if overlap < self.ctx.min_overlap:
+                    results[f"{metric}_error"] = (
+                        f"candidate covers {overlap:.0%} of the anchor's {metric} range (< {self.ctx.min_overlap:.0%}); "
+                        "its BD-rate would be extrapolated from a sliver"
+                    )
+            except RDCurveError as exc:
+                results[metric] = None
+                results[f"{metric}_error"] = str(exc)
+        trial.set_user_attr("bd_rate", results)
+        trial.set_user_attr("curve", curve.as_dict() if curve is not None else None)
+        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
+        error = results.get(f"{self.ctx.objective}_error")
+        if error or results[self.ctx.objective] is None:
+            trial.set_user_attr("error", error or "BD-rate not computable")
+            raise TrialFailed(f"trial {trial.number} ({name} {kwargs}): {error}")
+        return float(results[self.ctx.objective])
+
+
+# ----------------------------------------------------------------------------- the study
+
+
+def setup_digest(**parts) -> str:
+    """Digest of what makes trial values comparable (images, order, codec, QPs, anchor, objective)."""
+    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _storage(url: str, heartbeat_interval: int, grace_period: int):
+    import optuna
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+    try:
+        return RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )
+    except (ImportError, optuna.exceptions.StorageInternalError, ValueError) as exc:
+        raise ValueError(f"--storage {url}: cannot open the Optuna storage ({exc}); give an RDB URL such as sqlite:///PATH") from exc
+
+
+def open_study(storage_url: str, study_name: str, seed: int, digest: str, n_startup_trials: int = 8,
+               heartbeat_interval: int = 10, grace_period: int = 30, first_params: dict | None = None):
+    """Create or resume the study; returns ``(study, n_trials_before)``.
+
+    The TPE sampler's seed is ``seed + number of stored trials``: a fixed seed makes a run
+    reproducible, and offsetting it by the history keeps a resumed run from replaying the
+    random start-up samples of the first run. A new study gets ``first_params`` (the
+    anchor's, see :func:`anchor_params`) as its first trial: value 0 by construction, free
+    since the anchor is cached, and it shows the sampler where the baseline lies.
+    """
+    import warnings
+
+    import optuna
+    from optuna.samplers import TPESampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    storage = _storage(storage_url, heartbeat_interval, grace_period)
+    probe = optuna.create_study(storage=storage, study_name=study_name, direction="minimize", load_if_exists=True)
+    stored = probe.user_attrs.get("setup_digest")
+    if stored is not None and stored != digest:
+        raise ValueError(
+            f"study {study_name!r} in {storage_url} was run with another setup (digest {stored}, now {digest}: "
+            "different images, QPs, codec, order, anchor or objective); its values are not comparable - "
+            "use another --study-name or --out"
+        )
+    if stored is None:
+        probe.set_user_attr("setup_digest", digest)
+    optuna.storages.fail_stale_trials(probe)  # a killed run's RUNNING trial -> FAIL, its params queued again
+    n_before = len(probe.trials)
+    sampler = TPESampler(seed=seed + n_before, n_startup_trials=n_startup_trials)
+    study = optuna.create_study(storage=storage, study_name=study_name, direction="minimize", sampler=sampler, load_if_exists=True)
+    if n_before == 0 and first_params is not None:
+        study.enqueue_trial(dict(first_params), user_attrs={"note": "untuned anchor"})
+    return study, n_before
+
+
+def anchor_params(spec) -> dict | None:
+    """A quantizer spec string in trial-parameter names (None when outside the search space, e.g. a saved dict)."""
+    from codec import make_quantizer
+
+    if not isinstance(spec, str):
+        return None
+    q = make_quantizer(spec)
+    p = q.get_params()
+    if q.name not in CURVES or p.get("xmin") is not None or p.get("xmax") is not None:
+        return None
+    params = {"curve": q.name, "bits": p["bits"], "clip": p["percentile"] < 100.0}
+    if q.name in SHAPE_PARAMS:
+        key = SHAPE_PARAMS[q.name][0]
+        params[f"{q.name}_{key}"] = float(p[key])
+    if params["clip"]:
+        params["clip_tail"] = 100.0 - float(p["percentile"])
+    return params
+
+
+def complete_trials(study) -> list:
+    from optuna.trial import TrialState
+
+    return [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+
+
+def trials_rows(study) -> list[dict]:
+    """One flat row per trial: parameters, quantizer, BD-rates, overlap, cells, state, error."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        attrs = t.user_attrs
+        bd = attrs.get("bd_rate", {})
+        q = attrs.get("quantizer") or {}
+        try:
+            name, kwargs = quantizer_kwargs(t.params)
+        except (KeyError, ValueError):
+            name, kwargs = t.params.get("curve", ""), {}
+        shape_key = SHAPE_PARAMS.get(name, ("",))[0]
+        rows.append({
+            "trial": t.number,
+            "state": t.state.name,
+            "value": t.value,
+            "curve": name,
+            "shape_param": shape_key,
+            "shape": kwargs.get(shape_key) if shape_key else None,
+            "bits": kwargs.get("bits"),
+            "percentile": kwargs.get("percentile"),
+            "range": q.get("range"),
+            "bd_feature_psnr": bd.get("feature_psnr"),
+            "bd_task": bd.get("task"),
+            "overlap_feature_psnr": bd.get("feature_psnr_overlap"),
+            "cells_coded": attrs.get("cells_coded"),
+            "cells_reused": attrs.get("cells_reused"),
+            "seconds": attrs.get("seconds"),
+            "note": attrs.get("note", ""),
+            "error": attrs.get("error", ""),
+            "params": json.dumps(t.params, sort_keys=True),
+        })
+    return rows
+
+
+def _f(value, spec):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, spec)
+
+
+def format_trials(rows: Sequence[dict], best: int | None = None) -> str:
+    """Plain-text trials table; the best trial is marked with ``*``."""
+    head = ["#", "state", "curve", "shape", "bits", "pctl", "BD feat-PSNR %", "BD task %", "overlap", "coded/reused", "s"]
+    lines = []
+    for r in rows:
+        shape = f"{r['shape_param']}={_f(r['shape'], '.3g')}" if r["shape_param"] else "-"
+        lines.append([
+            f"{r['trial']}{'*' if r['trial'] == best else ''}", r["state"], r["curve"], shape, _f(r["bits"], "d"),
+            _f(r["percentile"], ".4g"), _f(r["bd_feature_psnr"], "+.2f"), _f(r["bd_task"], "+.2f"),
+            _f(r["overlap_feature_psnr"], ".0%"), f"{_f(r['cells_coded'], 'd')}/{_f(r['cells_reused'], 'd')}",
+            _f(r["seconds"], ".0f"),
+        ])
+    widths = [max([len(h)] + [len(x[i]) for x in lines]) for i, h in enumerate(head)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(x, widths)) for x in lines]
+    return "\n".join(out)
+
+
+def best_quantizer_dict(study, calib: FeatureSet, extra: dict | None = None) -> dict:
+    """The best trial's quantizer refitted on the whole calibration split, with a ``tuning`` record."""
+    from codec import make_quantizer
+
+    done = complete_trials(study)
+    if not done:
+        raise ValueError("the study has no completed trial yet; run more trials (see trials.csv for the failures)")
+    best = study.best_trial
+    name, kwargs = quantizer_kwargs(best.params)
+    quantizer = make_quantizer(name, **kwargs).fit(calib)
+    d = quantizer.to_dict()
+    d["tuning"] = {
+        "study": study.study_name,
+        "trial": best.number,
+        "value": best.value,
+        "bd_rate_vs_untuned_log": best.user_attrs.get("bd_rate"),
+        "fitted_on": calib.ids,
+        "range_on_fit_part": (best.user_attrs.get("quantizer") or {}).get("range"),
+        **(extra or {}),
+    }
+    return d

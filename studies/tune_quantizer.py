@@ -1,0 +1,162 @@
+"""Tune the feature quantizer with Optuna on the calibration split, against the untuned log quantizer.
+
+    python -m studies.tune_quantizer                                 # embedded default, 20 trials
+    python -m studies.tune_quantizer --n-trials 40                   # resume the same study up to 40 trials
+    python -m studies.tune_quantizer --storage postgresql://host/db --study-name q1
+    python -m studies.search_order --quantizer results/tune_quantizer/best_quantizer.json
+
+Each trial samples a quantizer (curve uniform/log/power/mulaw, its shape parameter, clipping
+percentile, 8 or 10 bits), fits its range on the *fit* part of the calibration split, codes
+the *validation* part (held-out calibration images; the test split is never touched) at every
+QP through the shared core, and scores it by BD-rate of feature PSNR (against the float
+features) relative to the untuned ``--quantizer`` (default ``log``) coding the same images:
+negative = fewer bits for the same feature fidelity. Why that objective, and how failures and
+resuming work: :mod:`eval.tuning`.
+
+Outputs in ``--out``: ``optuna.sqlite`` (the study, unless ``--storage``), ``results.sqlite``
+(every coded cell; a re-run or resumed trial recomputes nothing), ``anchor.json``,
+``trials.csv``, ``best_quantizer.json`` (the best quantizer refitted on the whole calibration
+split; ``--quantizer FILE`` of the other studies reads it), ``summary.json`` and
+``rd_curves.png`` (anchor vs best on the validation images).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from eval import cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from eval.tuning import OBJECTIVES
+
+    parser = argparse.ArgumentParser(
+        prog="python -m studies.tune_quantizer", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    cli.add_data_arguments(parser)
+    cli.add_coding_arguments(parser)  # --quantizer is the anchor the candidates are compared with
+    g = parser.add_argument_group("tuning")
+    g.add_argument("--n-trials", type=int, default=20, help="completed trials the study should hold (a re-run tops it up)")
+    g.add_argument("--n-val", type=int, default=3, help="calibration images held out to score candidates (the rest fit ranges)")
+    g.add_argument("--objective", choices=OBJECTIVES, default="feature_psnr", help="BD-rate on feature PSNR or on the task metric")
+    g.add_argument("--min-overlap", type=float, default=0.8, help="fail a trial whose feature-PSNR range covers less than this fraction of the anchor's")
+    g.add_argument("--order", default="identity", help="channel order used for anchor and candidates (a reorder name learned on the fit part)")
+    g.add_argument("--storage", default=None, help="Optuna RDB URL (default: sqlite:///OUT/optuna.sqlite)")
+    g.add_argument("--study-name", default="quantizer", help="study name inside the storage")
+    g.add_argument("--seed", type=int, default=0, help="TPE sampler seed and validation split seed")
+    g.add_argument("--startup-trials", type=int, default=8, help="random trials before TPE models the results")
+    g.add_argument("--grace-period", type=int, default=30, help="seconds without heartbeat after which a RUNNING trial counts as killed")
+    cli.add_run_arguments(parser, default_out="results/tune_quantizer")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    cli.setup_logging(args)
+    with cli.friendly_errors():
+        return run(args)
+
+
+def run(args) -> int:
+    from eval.experiment import FeatureSet, prepare_references, prepare_setup
+    from eval.io import atomic_write_json
+    from eval.report import Curve, plot_rd_curves
+    from eval.store import ResultStore, write_csv_atomic
+    from eval import tuning
+
+    t_start = time.perf_counter()
+    if args.n_trials < 1:
+        raise ValueError(f"--n-trials {args.n_trials}: give at least 1")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    storage = args.storage or f"sqlite:///{(out / 'optuna.sqlite').resolve()}"
+    anchor_spec = cli.quantizer_spec(args.quantizer)
+
+    calib_samples, _ = cli.split_samples(args)  # the test split is not used for tuning
+    fit_samples, val_samples = tuning.split_calibration(calib_samples, args.n_val, seed=args.seed)
+    setup = prepare_setup(
+        cli.model_spec(args), fit_samples, val_samples, quantizer=anchor_spec, codec=cli.codec_spec(args),
+        cache_dir=args.cache_dir, progress=not args.quiet,
+    )
+    fit, val = setup.calib, setup.test
+    order_name, order = "identity", None
+    if args.order != "identity":
+        order_name = args.order
+        order = cli.learn_orders([args.order], setup, out / "orders", progress=not args.quiet)[args.order].order
+    references = prepare_references(setup.adapter, val, progress=not args.quiet)
+    print(f"tuning on {len(fit)} fit + {len(val)} validation calibration images ({', '.join(val.ids)}), "
+          f"{setup.codec_spec}, QPs {' '.join(map(str, args.qps))}, order {order_name}", file=sys.stderr)
+
+    with ResultStore(out / "results.sqlite") as store:
+        ctx = tuning.TuningContext(
+            fit=fit, val=val, references=references, task=setup.adapter.task, model=setup.model_spec,
+            codec=setup.codec_spec, qps=list(args.qps), store=store, order_name=order_name, order=order,
+            packing=args.packing, objective=args.objective, method=args.bd_method, min_overlap=args.min_overlap,
+            workers=args.workers, scheduler=args.scheduler, max_attempts=args.max_attempts, progress=not args.quiet,
+            bitstream_dir=str(out / "bitstreams") if args.keep_bitstreams else None, extra={"study": "tune_quantizer"},
+        )
+        anchor, summary = tuning.code_curve(ctx, setup.quantizer_dict, "anchor")
+        if anchor is None or len(anchor.qp) < 4:
+            raise ValueError(f"the anchor quantizer's curve has {0 if anchor is None else len(anchor.qp)} complete QP points "
+                             "(need 4); see the failed cells in results.sqlite and fix the codec setup")
+        atomic_write_json(out / "anchor.json", {"quantizer": setup.quantizer_dict, "curve": anchor.as_dict(),
+                                                "cells_coded": summary.finished, "cells_reused": summary.skipped})
+        digest = tuning.setup_digest(
+            model=setup.model_spec, codec=setup.codec_spec, qps=list(args.qps), packing=args.packing,
+            fit=[r.key for r in fit.refs], val=[r.key for r in val.refs], order=[int(i) for i in ctx.order],
+            anchor=setup.quantizer_dict, objective=args.objective, method=args.bd_method, min_overlap=args.min_overlap,
+        )
+        study, n_before = tuning.open_study(storage, args.study_name, args.seed, digest, n_startup_trials=args.startup_trials,
+                                            grace_period=args.grace_period, heartbeat_interval=max(1, args.grace_period // 3),
+                                            first_params=tuning.anchor_params(anchor_spec))
+        if n_before == 0:
+            study.set_user_attr("anchor_quantizer", setup.quantizer_dict)
+            study.set_user_attr("validation_images", val.ids)
+        remaining = args.n_trials - len(tuning.complete_trials(study))
+        print(f"study {args.study_name!r}: {n_before} stored trial(s), running {max(0, remaining)} more", file=sys.stderr)
+        if remaining > 0:
+            study.optimize(tuning.QuantizerObjective(ctx, anchor), n_trials=remaining, catch=(tuning.TrialFailed,))
+
+    rows = tuning.trials_rows(study)
+    write_csv_atomic(out / "trials.csv", rows)
+    done = tuning.complete_trials(study)
+    best_number = study.best_trial.number if done else None
+    print()
+    print(tuning.format_trials(rows, best=best_number))
+    print()
+    if not done:
+        print("no trial completed; see the error column of trials.csv", file=sys.stderr)
+        return 3
+    best = tuning.best_quantizer_dict(
+        study, FeatureSet(fit.refs + val.refs),
+        extra={"objective": args.objective, "validation_images": val.ids, "codec": setup.codec_spec, "qps": list(args.qps)},
+    )
+    atomic_write_json(out / "best_quantizer.json", best)
+    best_curve = study.best_trial.user_attrs.get("curve")
+    curves = [Curve(**{**anchor.as_dict(), "setup": {"order": "untuned anchor"}})]
+    if best_curve:
+        curves.append(Curve(**{**best_curve, "setup": {"order": f"best (trial {best_number})"}}))
+    plot_rd_curves(curves, out / "rd_curves.png", anchor="untuned anchor", task_label=setup.adapter.task.name,
+                   title=f"quantizer tuning on {len(val)} validation images, {setup.codec_spec}")
+    atomic_write_json(out / "summary.json", {
+        "study": args.study_name, "storage": storage, "objective": args.objective, "n_trials": len(rows),
+        "n_complete": len(done), "best_trial": best_number, "best_value": study.best_value,
+        "best_bd_rate": study.best_trial.user_attrs.get("bd_rate"), "best_quantizer": best,
+        "anchor_quantizer": setup.quantizer_dict, "fit_images": fit.ids, "validation_images": val.ids,
+    })
+    bd = study.best_trial.user_attrs.get("bd_rate", {})
+    print(f"best: trial {best_number}, {best['name']} {best['params']}: BD-rate {study.best_value:+.2f} % "
+          f"({args.objective}; task {bd.get('task') if bd.get('task') is None else format(bd.get('task'), '+.2f')} %) "
+          f"vs the untuned anchor; {time.perf_counter() - t_start:.0f} s", file=sys.stderr)
+    print(f"best quantizer: {out / 'best_quantizer.json'}\ntrials:         {out / 'trials.csv'}\n"
+          f"study:          {storage} (study {args.study_name!r})\ncells:          {out / 'results.sqlite'}\n"
+          f"plot:           {out / 'rd_curves.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
