@@ -13,6 +13,11 @@ identity order coded in the same setting on the same test images. Variants:
 * ``calib_size``: the order learned on the first ``k`` calibration images, for the curve
   of saving against calibration-set size.
 
+Each row also carries ``bd_vs_first_setting``: the BD-rate (feature PSNR) of the variant
+in its setting against the same variant in the first setting (first quantizer, preset and
+packing given), i.e. what the coding choice itself is worth, e.g. a tuned quantizer against
+the log one for the identity order and for a learned order.
+
 All coding goes through :func:`eval.experiment.make_jobs` / :func:`eval.runner.run_grid`
 into one result store. Two variants that produce the same order in the same setting (e.g.
 Pearson correlation with and without z-scoring, which it already implies) share their
@@ -43,7 +48,7 @@ __all__ = [
 
 TABLE_COLUMNS = [
     "kind", "variant", "metric", "normalization", "solver", "k", "quantizer", "preset", "packing",
-    "bd_feature_psnr", "bd_task", "tour_cost", "order_digest", "codec", "n_images", "qps", "note",
+    "bd_feature_psnr", "bd_task", "bd_vs_first_setting", "tour_cost", "order_digest", "codec", "n_images", "qps", "note",
 ]
 
 
@@ -220,6 +225,7 @@ def ablation_table(plan: AblationPlan, rows: Sequence[dict], task, method: str =
             "quantizer": setting.quantizer, "preset": setting.preset, "packing": setting.packing,
             "bd_feature_psnr": entry["bd_feature_psnr"], "bd_task": entry["bd_task"],
             "tour_cost": info.get("tour_cost"), "order_digest": info.get("order_digest"), "codec": setting.codec,
+            "bd_vs_first_setting": _bd_between(curve_of.get((entry["order"], 0)), curve) if entry["setting"] else None,
             "n_images": curve.n_images, "qps": curve.qp,
             "note": "; ".join(n for n in notes if n.startswith(variant.label + " ") or n.startswith(variant.label + ":")),
             "bpp": entry["bpp"], "feature_psnr": entry["feature_psnr"], "task": entry["task"],
@@ -228,6 +234,19 @@ def ablation_table(plan: AblationPlan, rows: Sequence[dict], task, method: str =
     order = {id(r): (e["setting"], kinds.get(r["kind"], 9), r["k"] or 0) for r, e in zip(out, table)}
     out.sort(key=lambda r: order[id(r)])
     return out, notes
+
+
+def _bd_between(base, curve, metric: str = "feature_psnr"):
+    """BD-rate (feature PSNR) of ``curve`` against ``base`` (same variant, first setting); None if not computable."""
+    from eval.bdrate import bd_rate
+    from eval.errors import RDCurveError
+
+    if base is None or curve is None:
+        return None
+    try:
+        return float(bd_rate(base.bpp, getattr(base, metric), curve.bpp, getattr(curve, metric)))
+    except RDCurveError:
+        return None
 
 
 def _fmt(v, spec="+.2f"):
@@ -243,6 +262,10 @@ def format_ablation(table: Sequence[dict], task_name: str = "task") -> str:
         sub = [r for r in table if (r["quantizer"], r["preset"], r["packing"]) == setting]
         head = ["variant", "kind", "BD feat-PSNR %", f"BD {task_name} %", "tour cost"]
         lines = [[r["variant"], r["kind"], _fmt(r["bd_feature_psnr"]), _fmt(r["bd_task"]), _fmt(r["tour_cost"], ".2f")] for r in sub]
+        if any(r.get("bd_vs_first_setting") is not None for r in sub):
+            head.append("vs 1st setting %")
+            for line, r in zip(lines, sub):
+                line.append(_fmt(r.get("bd_vs_first_setting")))
         widths = [max([len(h)] + [len(x[i]) for x in lines]) for i, h in enumerate(head)]
         text = [f"quantizer {setting[0]}, preset {setting[1]}, packing {setting[2]} (vs identity, same setting)",
                 "  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]

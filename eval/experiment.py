@@ -299,12 +299,13 @@ def learn_orders(names: Sequence[str], calib: FeatureSet, out_dir: str | Path, p
         if progress:
             print(f"learning order {name} on {len(calib)} calibration images ...", file=sys.stderr)
         orderer.fit(calib)
-        extra = {"tour_cost": float(orderer.tour_cost_)} if getattr(orderer, "tour_cost_", None) is not None else {}
-        perm = orderer.to_permutation(
-            **provenance, **extra, orderer=name, orderer_params=params, calibration_digest=calib_digest,
+        perm = orderer.to_permutation(  # the orderer adds its own parameters, tour cost and solver
+            **provenance, orderer=name, orderer_params=params, calibration_digest=calib_digest,
             calibration_images=calib.ids, fit_seconds=round(time.perf_counter() - t0, 3),
         )
         perm.save(path)
+        if getattr(orderer, "distance_", None) is not None:  # kept for the similarity heat map
+            np.save(path.with_suffix(".distance.npy"), np.asarray(orderer.distance_, dtype=np.float32))
         orders[name] = perm
     return orders
 
@@ -333,3 +334,28 @@ def _safe_name(name: str) -> str:
 def _plain(value):
     """Parameters as JSON would give them back (tuples become lists), for comparison."""
     return json.loads(json.dumps(value, default=str))
+
+
+def write_figures(out: str | Path, features: FeatureSet, orders: Mapping[str, object], image_index: int = 0) -> dict[str, Path]:
+    """The study's pictures in ``out/figures``: BD-rate bars, channel mosaics of one test image
+    in every order, and each learned distance matrix as a heat map in identity and learned orders."""
+    import logging
+
+    from eval.figures import figures_from_study, similarity_heatmap
+
+    out = Path(out)
+    made = figures_from_study(out, features=features[image_index], image_id=features.ids[image_index])
+    all_orders = {name: np.asarray(p.order) for name, p in orders.items()}
+    for name in orders:
+        dist_path = out / "orders" / f"{_safe_name(name)}.distance.npy"
+        if not dist_path.exists():
+            continue
+        shown = {"identity": all_orders.get("identity", np.arange(features.n_channels)), name: all_orders[name]}
+        try:
+            made[f"similarity-{name}"] = similarity_heatmap(
+                np.load(dist_path), out / "figures" / f"similarity-{_safe_name(name)}.png", orders=shown,
+                title=f"calibration-set channel distances of '{name}', in identity and in '{name}' order",
+            )
+        except ValueError as exc:
+            logging.getLogger(__name__).warning("similarity heat map for %s skipped: %s", name, exc)
+    return made

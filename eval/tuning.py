@@ -50,6 +50,7 @@ be comparable.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -67,7 +68,7 @@ from eval.runner import RunSummary, run_grid
 __all__ = [
     "CURVES", "SHAPE_PARAMS", "anchor_params", "OBJECTIVES", "TrialFailed", "TuningContext", "QuantizerObjective",
     "split_calibration", "suggest_quantizer", "quantizer_kwargs", "code_curve", "compare_curves", "open_study",
-    "setup_digest", "trials_rows", "format_trials", "best_quantizer_dict", "complete_trials",
+    "setup_digest", "study_cluster", "trials_rows", "format_trials", "best_quantizer_dict", "complete_trials",
 ]
 
 log = logging.getLogger(__name__)
@@ -247,6 +248,35 @@ class QuantizerObjective:
 
 
 # ----------------------------------------------------------------------------- the study
+
+
+@contextlib.contextmanager
+def study_cluster(workers: int, scheduler: str | None = None):
+    """The scheduler address every trial's :func:`run_grid` should use; yields ``None`` for inline runs.
+
+    ``run_grid`` starts (and stops) a LocalCluster per call when given no address; a study
+    calls it once per trial, so it would pay the cluster start-up and each worker's model
+    load every trial. One LocalCluster for the whole study (single-threaded workers, same
+    environment as the runner's own) keeps the workers and their loaded models warm.
+    """
+    if scheduler is not None or workers <= 1:
+        yield scheduler
+        return
+    import dask
+    from dask.distributed import LocalCluster
+
+    from eval.runner import WORKER_ENV, SchedulerError
+
+    try:
+        with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+            cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=logging.ERROR, env=dict(WORKER_ENV))
+    except Exception as exc:  # noqa: BLE001 - ports, spawn failures, resource limits
+        raise SchedulerError(f"cannot start a Dask LocalCluster of {workers} workers ({exc}); run with --workers 1") from exc
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
 
 
 def setup_digest(**parts) -> str:

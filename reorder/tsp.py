@@ -429,7 +429,7 @@ def _two_opt(D, start, seed, time_budget):
 # --------------------------------------------------------------------------------------------- LKH (elkai)
 
 
-def lkh_params(n: int, seed: int, time_budget: float | None = None, runs: int = 1,
+def lkh_params(seed: int, time_budget: float | None = None, runs: int = 1,
                max_trials: int | None = None, initial_period: int | None = None) -> str:
     """The LKH parameter block used by ``lkh`` (RUNS, SEED, trials, ascent length, time limit)."""
     lines = [f"RUNS = {int(runs)}", f"SEED = {int(seed) + 1}"]  # LKH's SEED = 0 would mean 'from the clock'
@@ -455,7 +455,7 @@ def _lkh(D, start, seed, time_budget, runs: int = 1, max_trials: int | None = No
     header = (f"TYPE : TSP\nDIMENSION : {N}\nEDGE_WEIGHT_TYPE : EXPLICIT\n"
               "EDGE_WEIGHT_FORMAT : FULL_MATRIX\nEDGE_WEIGHT_SECTION\n")
     body = "\n".join(" ".join(map(str, row)) for row in Di.tolist())
-    params = lkh_params(n, seed, time_budget, runs, max_trials, initial_period)
+    params = lkh_params(seed, time_budget, runs, max_trials, initial_period)
     tour = [t - 1 for t in _elkai.solve_problem(params, header + body + "\nEOF\n")]  # LKH is 1-based
     return _tour_to_path(tour, n)
 
@@ -464,8 +464,8 @@ def _lkh(D, start, seed, time_budget, runs: int = 1, max_trials: int | None = No
 
 
 def fast_tsp_budget(n: int) -> float:
-    """Default fast_tsp time budget in seconds: grows with n (0.3 s at 256, 2.3 s at 2048), capped at 8 s."""
-    return float(min(8.0, 0.05 + n / 900.0))
+    """Default fast_tsp time budget in seconds: 0.3 + n / 512 (0.8 s at 256, 4.3 s at 2048), at most 8 s."""
+    return float(min(8.0, 0.3 + n / 512.0))
 
 
 def _fast_tsp(D, start, seed, time_budget):
@@ -557,37 +557,32 @@ def _networkx(kind: str):
 
 
 def _default(D, start, seed, time_budget):
-    """Exact for n <= 12; LKH (one run, short ascent, few trials) up to 1024; fast_tsp with a budget above.
+    """Exact up to 12 nodes; LKH (one run, short ascent, 50 trials) up to 1024; fast_tsp with a time budget above.
 
-    Measured on this 2-core machine (studies.bench_tsp): LKH with these settings is
-    deterministic given ``seed`` and matches the best known path at n = 256 in about 0.3 s,
-    but its subgradient ascent grows as n**2 per step and costs several seconds at n = 2048,
-    where fast_tsp reaches a few hundredths of a percent in about 2 s. The result is polished with
-    2-opt/Or-opt on the float distances (the integer scaling of both solvers rounds
-    distances). Above 1024 channels the result depends on the time budget (fast_tsp's search is
-    timed), so it is reproducible in quality but not bit-for-bit: pass ``solver="lkh"`` for
-    exact reproducibility at any size.
+    Measured on this 2-core machine (``python -m studies.bench_tsp``): LKH with these
+    settings is deterministic given ``seed`` and found the best known path on every test
+    matrix at n = 256 (0.2-0.4 s), 512 (1-1.6 s) and 1024 (3-5 s), but its subgradient
+    ascent and trials grow quickly and take 10-40 s at n = 2048, where fast_tsp reaches
+    about 0.1% in a few seconds. A final 2-opt pass on the float distances removes what the
+    integer rounding of both solvers may leave. Above 1024 channels the result depends on
+    fast_tsp's timed search, so it is reproducible in quality but not bit for bit: use
+    ``solver="lkh"`` where exact reproducibility matters more than time.
     """
     n = D.shape[0]
     if n <= DEFAULT_EXACT_N:
         return _held_karp(D, start), "exact"
     if n <= DEFAULT_LKH_MAX_N:
-        p = _lkh(D, start, seed, time_budget, runs=1, max_trials=_default_trials(n), initial_period=_default_period(n))
+        p = _lkh(D, start, seed, time_budget, runs=1, max_trials=min(n, 50), initial_period=max(10, min(50, n // 2)))
         name = "lkh"
     else:
         p = _fast_tsp(D, start, seed, time_budget)
         name = "fast_tsp"
     p = _orient(p, start)
-    return local_search(D, p, fixed_start=start is not None, time_budget=None if time_budget is None else time_budget,
-                        max_rounds=5), name
-
-
-def _default_trials(n: int) -> int:
-    return int(min(n, 100))
-
-
-def _default_period(n: int) -> int:
-    return int(max(10, min(n // 2, 100)))
+    for _ in range(3):  # polish: batches of 2-opt moves on the exact float distances
+        p, moved = _two_opt_pass(D, p, fixed_start=start is not None)
+        if not moved:
+            break
+    return p, name
 
 
 _SOLVERS: dict[str, Callable] = {

@@ -13,6 +13,11 @@ the fixed order learned on the whole calibration split, the per-image oracle (th
 learned on each test image itself, the upper bound of a fixed order) and the calibration-size
 curve (orders learned on the first k calibration images).
 
+With several quantizers, presets or packings, each row also gives the BD-rate of the variant
+against itself in the first setting (``vs 1st setting``): e.g. ``--quantizers log
+results/tune_quantizer/best_quantizer.json`` measures the tuned quantizer against the log one
+for every order.
+
 Every cell goes through the shared core into one ``results.sqlite``: re-running with more
 axis values codes only the new cells. Outputs in ``--out``: ``ablation.csv`` (one row per
 setting x variant), ``results.csv`` (one row per coded cell), ``summary.json``, learned orders

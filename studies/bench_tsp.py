@@ -164,7 +164,7 @@ def folder_features(directory: str | os.PathLike, n: int):
         if x.ndim != 3:
             raise ValueError(f"--features: {f} has shape {x.shape}, expected [C, H, W]")
         if x.shape[0] < n:
-            return
+            raise ValueError(f"--features: {f} has {x.shape[0]} channels, fewer than n={n}")
         yield x[:n]
 
 

@@ -55,7 +55,7 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
-    from eval.experiment import make_jobs, prepare_references, write_report
+    from eval.experiment import make_jobs, prepare_references, write_figures, write_report
     from eval.runner import run_grid
     from eval.store import ResultStore
 
@@ -90,6 +90,7 @@ def run(args) -> int:
             "orders": {name: str(out / "orders" / f"{name}.json") for name in orders},
         },
     )
+    figures = write_figures(out, setup.test, orders)
     print()
     print(table)
     print()
@@ -100,6 +101,8 @@ def run(args) -> int:
         file=sys.stderr,
     )
     print(f"results: {out / 'results.csv'}\nsummary: {out / 'summary.json'}\nplot:    {out / 'rd_curves.png'}")
+    for path in figures.values():
+        print(f"figure:  {path}")
     return 0 if not failed else 3
 
 

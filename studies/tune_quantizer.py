@@ -91,12 +91,12 @@ def run(args) -> int:
     print(f"tuning on {len(fit)} fit + {len(val)} validation calibration images ({', '.join(val.ids)}), "
           f"{setup.codec_spec}, QPs {' '.join(map(str, args.qps))}, order {order_name}", file=sys.stderr)
 
-    with ResultStore(out / "results.sqlite") as store:
+    with ResultStore(out / "results.sqlite") as store, tuning.study_cluster(args.workers, args.scheduler) as address:
         ctx = tuning.TuningContext(
             fit=fit, val=val, references=references, task=setup.adapter.task, model=setup.model_spec,
             codec=setup.codec_spec, qps=list(args.qps), store=store, order_name=order_name, order=order,
             packing=args.packing, objective=args.objective, method=args.bd_method, min_overlap=args.min_overlap,
-            workers=args.workers, scheduler=args.scheduler, max_attempts=args.max_attempts, progress=not args.quiet,
+            workers=args.workers, scheduler=address, max_attempts=args.max_attempts, progress=not args.quiet,
             bitstream_dir=str(out / "bitstreams") if args.keep_bitstreams else None, extra={"study": "tune_quantizer"},
         )
         anchor, summary = tuning.code_curve(ctx, setup.quantizer_dict, "anchor")

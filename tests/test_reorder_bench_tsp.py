@@ -1,0 +1,34 @@
+"""The solver benchmark runs end to end on small matrices and writes a consistent CSV."""
+
+import csv
+
+import numpy as np
+
+from studies import bench_tsp
+
+
+def test_bench_writes_gaps_relative_to_the_best(tmp_path, capsys):
+    out = tmp_path / "bench.csv"
+    assert bench_tsp.main(["--sizes", "12", "30", "--source", "random", "--solvers", "default", "exact",
+                           "nearest_neighbour", "two_opt", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert {r["matrix"] for r in rows} == {"points", "corr"}
+    assert {r["solver"] for r in rows if r["n"] == "30"} == {"default", "nearest_neighbour", "two_opt"}
+    for (kind, n) in {(r["matrix"], r["n"]) for r in rows}:
+        group = [r for r in rows if (r["matrix"], r["n"]) == (kind, n)]
+        gaps = [float(r["gap_pct"]) for r in group]
+        assert min(gaps) == 0.0 and all(g >= 0 for g in gaps)
+        best = float(group[0]["best"])
+        assert best == min(float(r["cost"]) for r in group)
+        if n == "12":  # the exact solver's path is the best there
+            assert float(next(r for r in group if r["solver"] == "exact")["gap_pct"]) == 0.0
+    assert "gap %" in capsys.readouterr().out
+
+
+def test_feature_folder_source(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        np.save(tmp_path / f"f{i}.npy", rng.random((20, 9, 9)).astype(np.float32))
+    rows = bench_tsp.run(bench_tsp.build_parser().parse_args(
+        ["--sizes", "16", "40", "--source", "features", "--features", str(tmp_path), "--solvers", "two_opt"]))
+    assert [(r["matrix"], r["n"]) for r in rows] == [("features-correlation", 16)]  # 40 > 20 channels: skipped
