@@ -47,6 +47,7 @@ __all__ = [
     "codec_benchmark_table",
     "agreement_lines",
     "format_benchmark_table",
+    "format_points_table",
     "flat_table",
     "bd_cpu_figure",
     "bd_cpu_scatter",
@@ -356,6 +357,23 @@ def format_benchmark_table(table: Sequence[dict], reference: str | None, order: 
     legend = (f"CPU s: mean per image and QP point (codec processes, user+sys); BD vs ref: identity order against "
               f"{reference or 'n/a'}; gain: {order} vs identity with the same codec; Δgain: gain minus the reference's gain")
     return "\n".join(out + ["", legend])
+
+
+def format_points_table(table: Sequence[dict]) -> str:
+    """The identity-order RD points of each configuration: per QP, bpp, feature PSNR and encoder CPU seconds."""
+    lines = []
+    width = max([len(t["config"]) for t in table] + [6])
+    for t in table:
+        pts = []
+        for qp in t["qps"]:
+            bpp, psnr = t["identity_bpp"].get(qp), t["identity_feature_psnr"].get(qp)
+            if bpp is None:
+                pts.append(f"QP{qp} n/a")
+                continue
+            cpu = t["enc_cpu_s_per_qp"].get(qp)
+            pts.append(f"QP{qp} {bpp:.3f} bpp {psnr:.2f} dB" + (f" {cpu:.2f} s" if cpu is not None else ""))
+        lines.append(t["config"].ljust(width) + "  " + " | ".join(pts))
+    return "identity order per QP point (bpp, feature PSNR, encoder CPU s per image):\n" + "\n".join(lines)
 
 
 def agreement_lines(table: Sequence[dict], reference: str | None, order: str = "tsp-correlation",

@@ -31,7 +31,7 @@ from .similarity import (
     METRICS,
     NORMALIZATIONS,
     SimilarityAccumulator,
-    _choice,
+    check_choice,
     affinity,
     as_numpy_features,
     check_finite,
@@ -139,11 +139,6 @@ class BaseOrderer:
     def inverse_transform(self, x: Any) -> Any:
         """Undo :meth:`transform`."""
         return self._permutation().invert(x)
-
-    def fit_transform(self, calib: Iterable[Any], x: Any = None) -> Any:
-        """``fit(calib)`` then ``transform(x)`` (``x`` defaults to nothing: returns the permutation)."""
-        self.fit(calib)
-        return self.permutation_ if x is None else self.transform(x)
 
     def provenance(self) -> dict:
         """What made this order: orderer, its parameters and fitted summaries (merged into saved files)."""
@@ -264,7 +259,7 @@ class SortOrder(BaseOrderer):
         self.zero_tol = zero_tol
 
     def fit(self, calib, y=None):
-        stat = _choice(self.statistic, SORT_STATISTICS, "sort statistic")
+        stat = check_choice(self.statistic, SORT_STATISTICS, "sort statistic")
         s1 = s2 = zeros = None
         count = 0
         pixels = 0
@@ -324,8 +319,8 @@ class _DistanceOrderer(BaseOrderer):
         return q
 
     def _distance(self, calib) -> tuple[np.ndarray, int]:
-        metric = _choice(self.metric, METRICS, "metric")
-        normalization = _choice(self.normalization, NORMALIZATIONS, "normalization")
+        metric = check_choice(self.metric, METRICS, "metric")
+        normalization = check_choice(self.normalization, NORMALIZATIONS, "normalization")
         q = self._resolve_quantizer(calib) if normalization == "quantized" else None
         self.quantizer_ = q
         acc = SimilarityAccumulator(metric, normalization, q, self.downsample)
@@ -438,7 +433,7 @@ class ClusterOrder(_DistanceOrderer):
         from scipy.cluster.hierarchy import leaves_list, linkage, optimal_leaf_ordering
         from scipy.spatial.distance import squareform
 
-        method = _choice(self.method, CLUSTER_METHODS, "linkage method")
+        method = check_choice(self.method, CLUSTER_METHODS, "linkage method")
         D, count = self._distance(calib)
         n = D.shape[0]
         if n < 3:
@@ -532,7 +527,7 @@ def make_orderer(name: str, **overrides: Any) -> BaseOrderer:
         cls = _FAMILIES[family]
         defaults = {}
         if metric:
-            defaults["metric"] = _choice(metric, METRICS, "metric")
+            defaults["metric"] = check_choice(metric, METRICS, "metric")
             defaults.update(_NAME_DEFAULTS.get(defaults["metric"], {}))
     else:
         raise ValueError(
@@ -554,12 +549,12 @@ def _validate(orderer: BaseOrderer) -> None:
     """Check choice-valued parameters early (make_orderer), so a typo fails before any data is read."""
     p = orderer.get_params()
     if "metric" in p:
-        _choice(p["metric"], METRICS, "metric")
+        check_choice(p["metric"], METRICS, "metric")
     if "normalization" in p:
-        _choice(p["normalization"], NORMALIZATIONS, "normalization")
+        check_choice(p["normalization"], NORMALIZATIONS, "normalization")
     if "solver" in p:
         canonical_solver(p["solver"])
     if "statistic" in p:
-        _choice(p["statistic"], SORT_STATISTICS, "sort statistic")
+        check_choice(p["statistic"], SORT_STATISTICS, "sort statistic")
     if "method" in p:
-        _choice(p["method"], CLUSTER_METHODS, "linkage method")
+        check_choice(p["method"], CLUSTER_METHODS, "linkage method")

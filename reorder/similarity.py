@@ -37,7 +37,8 @@ SSIM_WINDOW = 7
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
-def _choice(value: str, valid: tuple[str, ...], what: str) -> str:
+def check_choice(value: str, valid: tuple[str, ...], what: str) -> str:
+    """Canonical spelling of an option value (a few aliases such as ``pearson``), or ValueError listing the valid ones."""
     key = str(value).strip().lower()
     aliases = {"pearson": "correlation", "corr": "correlation", "cos": "cosine", "min-max": "minmax",
                "z-score": "zscore", "standardize": "zscore", "quantised": "quantized", "codes": "quantized"}
@@ -89,7 +90,7 @@ def normalize_channels(x: np.ndarray, normalization: str, quantizer: Any = None)
 
     Constant channels become all zeros under ``minmax`` and ``zscore``.
     """
-    normalization = _choice(normalization, NORMALIZATIONS, "normalization")
+    normalization = check_choice(normalization, NORMALIZATIONS, "normalization")
     if normalization == "quantized":
         if quantizer is None or not hasattr(quantizer, "quantize"):
             raise ValueError(
@@ -200,8 +201,8 @@ class SimilarityAccumulator:
 
     def __init__(self, metric: str = "correlation", normalization: str = "none", quantizer: Any = None,
                  downsample: int = 1, data_range: float | None = None, device: str | None = None):
-        self.metric = _choice(metric, METRICS, "metric")
-        self.normalization = _choice(normalization, NORMALIZATIONS, "normalization")
+        self.metric = check_choice(metric, METRICS, "metric")
+        self.normalization = check_choice(normalization, NORMALIZATIONS, "normalization")
         if self.normalization == "quantized" and (quantizer is None or not hasattr(quantizer, "quantize")):
             raise ValueError("normalization='quantized' needs quantizer=<object with .quantize(x)>")
         if int(downsample) < 1:

@@ -450,7 +450,8 @@ def _lkh(D, start, seed, time_budget, runs: int = 1, max_trials: int | None = No
     except ImportError:
         raise SolverUnavailableError("solver 'lkh' needs elkai; install it with `pip install elkai`") from None
     n = D.shape[0]
-    Di = _with_dummy(_scale_to_int(D, _LKH_MAX_INT if start is None else (_LKH_MAX_INT - 1) // 2), start)
+    # dummy at half the largest distance, not 0: a zero-cost star makes LKH's ascent several times slower
+    Di = _with_dummy(_scale_to_int(D, _LKH_MAX_INT), start, base=_LKH_MAX_INT // 2)
     N = n + 1
     header = (f"TYPE : TSP\nDIMENSION : {N}\nEDGE_WEIGHT_TYPE : EXPLICIT\n"
               "EDGE_WEIGHT_FORMAT : FULL_MATRIX\nEDGE_WEIGHT_SECTION\n")

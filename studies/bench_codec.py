@@ -157,10 +157,12 @@ def run(args) -> int:
              and any(v is not None for v in t["gain"][main_order].values())}
     if gains:
         plots.append(bd_rate_bars(gains, out / "ordering_gain.png", anchor="identity",
-                                  title=f"ordering gain of {main_order} vs identity, per codec ({title})"))
+                                  title=f"ordering gain per codec: {main_order} vs identity"))
 
     print()
     print(text)
+    print()
+    print(bm.format_points_table(table))
     if agreement:
         print()
         print("\n".join(agreement))

@@ -246,3 +246,12 @@ def test_study_rejects_bad_configuration(tmp_path, capsys):
         bench_codec.main(["--out", str(tmp_path), "--codecs", "x265", "--reference", "aom", "--quiet"])
     assert exc.value.code == 2
     assert "--reference 'aom' is not one of --codecs" in capsys.readouterr().err
+
+
+def test_points_table_lists_each_qp(synthetic):
+    configs, rows, qps = synthetic
+    table, _, _ = bm.codec_benchmark_table(rows, configs, images=["a", "b"], qps=qps)
+    text = bm.format_points_table(table)
+    x265 = next(line for line in text.splitlines() if line.startswith("x265"))
+    assert "QP22 16.000 bpp 42.00 dB 2.00 s" in x265 and "QP37 2.000 bpp 30.00 dB" in x265
+    assert "QP37 n/a" in next(line for line in text.splitlines() if line.startswith("svtav1"))

@@ -195,3 +195,16 @@ def test_quantized_normalization_with_a_given_quantizer():
     o = TSPOrder(metric="mse", normalization="quantized", quantizer=Codes()).fit(imgs)
     assert o.permutation_.tolist() in (hidden.tolist(), hidden[::-1].tolist())
     assert IdentityOrder().fit(imgs).permutation_.tolist() == list(range(16))
+
+
+def test_quantized_normalization_fits_a_codec_quantizer_by_name():
+    pytest.importorskip("codec")
+    imgs, hidden = planted()
+    o = make_orderer("tsp-mse:normalization=quantized,quantizer=uniform").fit(imgs)
+    assert o.quantizer_.is_fitted
+    codes = o.quantizer_.quantize(imgs[0])
+    assert np.issubdtype(codes.dtype, np.integer) and codes.max() > 100  # 8-bit codes over the fitted range
+    assert o.permutation_.tolist() in (hidden.tolist(), hidden[::-1].tolist())
+    assert "quantizer" in o.to_permutation().provenance
+    with pytest.raises(ValueError, match="re-iterable"):
+        make_orderer("tsp-mse:normalization=quantized").fit(iter(imgs))

@@ -24,7 +24,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import BitstreamError, CodecError
-from ..ffmpeg import ffmpeg_exe, require_decoder, require_encoder, run_ffmpeg
+from ..ffmpeg import ffmpeg_exe, log_tail, require_decoder, require_encoder, run_ffmpeg
 from .base import Bitstream, Codec
 
 __all__ = ["FFmpegCodec", "frames_to_planar", "planar_to_luma", "frame_types"]
@@ -176,8 +176,8 @@ class FFmpegCodec(Codec):
         except BitstreamError as exc:
             raise BitstreamError(
                 f"{self.name} decode: the {self.decoder} decoder rejected the {len(bitstream.data)}-byte bitstream "
-                f"(truncated, corrupt or made by another codec): {exc}; encode the features again or decode it "
-                f"with the codec that made it", log=exc.log,
+                f"(truncated, corrupt or made by another codec; encode the features again, or decode it with the "
+                f"codec that made it): {log_tail(exc.log, n_lines=1)}", log=exc.log,
             ) from exc
         return planar_to_luma(raw, bitstream.n_frames, bitstream.height, bitstream.width, self._chroma(),
                               self._coded_depth(bd), bd, what=f"{self.name} decode")
