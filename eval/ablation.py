@@ -13,7 +13,7 @@ identity order coded in the same setting on the same test images. Variants:
 * ``calib_size``: the order learned on the first ``k`` calibration images, for the curve
   of saving against calibration-set size.
 
-Each row also carries ``bd_vs_first_setting``: the BD-rate (feature PSNR) of the variant
+Each row also carries ``bd_vs_first_setting`` (and ``bd_task_vs_first_setting``): the BD-rate of the variant
 in its setting against the same variant in the first setting (first quantizer, preset and
 packing given), i.e. what the coding choice itself is worth, e.g. a tuned quantizer against
 the log one for the identity order and for a learned order.
@@ -48,7 +48,7 @@ __all__ = [
 
 TABLE_COLUMNS = [
     "kind", "variant", "metric", "normalization", "solver", "k", "quantizer", "preset", "packing",
-    "bd_feature_psnr", "bd_task", "bd_vs_first_setting", "tour_cost", "order_digest", "codec", "n_images", "qps", "note",
+    "bd_feature_psnr", "bd_task", "bd_vs_first_setting", "bd_task_vs_first_setting", "tour_cost", "order_digest", "codec", "n_images", "qps", "note",
 ]
 
 
@@ -226,6 +226,7 @@ def ablation_table(plan: AblationPlan, rows: Sequence[dict], task, method: str =
             "bd_feature_psnr": entry["bd_feature_psnr"], "bd_task": entry["bd_task"],
             "tour_cost": info.get("tour_cost"), "order_digest": info.get("order_digest"), "codec": setting.codec,
             "bd_vs_first_setting": _bd_between(curve_of.get((entry["order"], 0)), curve) if entry["setting"] else None,
+            "bd_task_vs_first_setting": _bd_between(curve_of.get((entry["order"], 0)), curve, "task") if entry["setting"] else None,
             "n_images": curve.n_images, "qps": curve.qp,
             "note": "; ".join(n for n in notes if n.startswith(variant.label + " ") or n.startswith(variant.label + ":")),
             "bpp": entry["bpp"], "feature_psnr": entry["feature_psnr"], "task": entry["task"],
@@ -237,11 +238,11 @@ def ablation_table(plan: AblationPlan, rows: Sequence[dict], task, method: str =
 
 
 def _bd_between(base, curve, metric: str = "feature_psnr"):
-    """BD-rate (feature PSNR) of ``curve`` against ``base`` (same variant, first setting); None if not computable."""
+    """BD-rate of ``curve`` against ``base`` (same variant, first setting) on ``metric``; None if not computable."""
     from eval.bdrate import bd_rate
     from eval.errors import RDCurveError
 
-    if base is None or curve is None:
+    if base is None or curve is None or not getattr(base, metric) or not getattr(curve, metric):
         return None
     try:
         return float(bd_rate(base.bpp, getattr(base, metric), curve.bpp, getattr(curve, metric)))
@@ -263,9 +264,9 @@ def format_ablation(table: Sequence[dict], task_name: str = "task") -> str:
         head = ["variant", "kind", "BD feat-PSNR %", f"BD {task_name} %", "tour cost"]
         lines = [[r["variant"], r["kind"], _fmt(r["bd_feature_psnr"]), _fmt(r["bd_task"]), _fmt(r["tour_cost"], ".2f")] for r in sub]
         if any(r.get("bd_vs_first_setting") is not None for r in sub):
-            head.append("vs 1st setting %")
+            head += ["feat vs 1st setting %", f"{task_name} vs 1st setting %"]
             for line, r in zip(lines, sub):
-                line.append(_fmt(r.get("bd_vs_first_setting")))
+                line += [_fmt(r.get("bd_vs_first_setting")), _fmt(r.get("bd_task_vs_first_setting"))]
         widths = [max([len(h)] + [len(x[i]) for x in lines]) for i, h in enumerate(head)]
         text = [f"quantizer {setting[0]}, preset {setting[1]}, packing {setting[2]} (vs identity, same setting)",
                 "  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]

@@ -235,14 +235,19 @@ def _connect(workers: int, scheduler: str | None, timeout: float):
                     n_workers=int(workers),
                     threads_per_worker=1,
                     processes=True,
+                    host="127.0.0.1",  # this machine only: nothing listens on outside interfaces
                     dashboard_address=None,
+                    # no dashboard, and the scheduler's small HTTP server on a free port (the
+                    # default 8787 clashes with any other cluster on the machine)
+                    scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
                     silence_logs=logging.ERROR,
                     env=dict(WORKER_ENV),
                 )
         except Exception as exc:  # noqa: BLE001 - ports, spawn failures, resource limits
             raise SchedulerError(
                 f"cannot start a Dask LocalCluster of {workers} workers ({type(exc).__name__}: {exc}); "
-                "run with --workers 1 (inline) or start a cluster and pass --scheduler ADDRESS"
+                "run with --workers 1 (inline) or start a cluster and pass --scheduler ADDRESS (a script that "
+                "calls run_grid must do so under `if __name__ == '__main__':`, as worker processes re-import it)"
             ) from exc
         try:
             return Client(cluster, timeout=f"{max(timeout, 30)}s"), cluster

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from eval import cli
 
-DEFAULT_MODEL_ARGS = [("short_side", 256), ("window", 64), ("window_stride", 32)]
+DEFAULT_MODEL_ARGS = [("short_side", 256), ("window", 128), ("window_stride", 64)]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n-val", type=int, default=3, help="calibration images held out to score candidates (the rest fit ranges)")
     g.add_argument("--objective", choices=OBJECTIVES, default="feature_psnr", help="BD-rate on feature PSNR or on the task metric")
     g.add_argument("--min-overlap", type=float, default=0.8, help="fail a trial whose feature-PSNR range covers less than this fraction of the anchor's")
+    g.add_argument("--max-task-loss", type=float, default=None, metavar="PCT",
+                   help="constraint: keep only quantizers whose task BD-rate vs the anchor is at most PCT %% (e.g. 0)")
     g.add_argument("--order", default="identity", help="channel order used for anchor and candidates (a reorder name learned on the fit part)")
     g.add_argument("--storage", default=None, help="Optuna RDB URL (default: sqlite:///OUT/optuna.sqlite)")
     g.add_argument("--study-name", default="quantizer", help="study name inside the storage")
@@ -96,7 +98,7 @@ def run(args) -> int:
             fit=fit, val=val, references=references, task=setup.adapter.task, model=setup.model_spec,
             codec=setup.codec_spec, qps=list(args.qps), store=store, order_name=order_name, order=order,
             packing=args.packing, objective=args.objective, method=args.bd_method, min_overlap=args.min_overlap,
-            workers=args.workers, scheduler=address, max_attempts=args.max_attempts, progress=not args.quiet,
+            max_task_loss=args.max_task_loss, workers=args.workers, scheduler=address, max_attempts=args.max_attempts, progress=not args.quiet,
             bitstream_dir=str(out / "bitstreams") if args.keep_bitstreams else None, extra={"study": "tune_quantizer"},
         )
         anchor, summary = tuning.code_curve(ctx, setup.quantizer_dict, "anchor")
@@ -109,10 +111,11 @@ def run(args) -> int:
             model=setup.model_spec, codec=setup.codec_spec, qps=list(args.qps), packing=args.packing,
             fit=[r.key for r in fit.refs], val=[r.key for r in val.refs], order=[int(i) for i in ctx.order],
             anchor=setup.quantizer_dict, objective=args.objective, method=args.bd_method, min_overlap=args.min_overlap,
+            **({"max_task_loss": args.max_task_loss} if args.max_task_loss is not None else {}),
         )
         study, n_before = tuning.open_study(storage, args.study_name, args.seed, digest, n_startup_trials=args.startup_trials,
                                             grace_period=args.grace_period, heartbeat_interval=max(1, args.grace_period // 3),
-                                            first_params=tuning.anchor_params(anchor_spec))
+                                            first_params=tuning.anchor_params(anchor_spec), constrained=args.max_task_loss is not None)
         if n_before == 0:
             study.set_user_attr("anchor_quantizer", setup.quantizer_dict)
             study.set_user_attr("validation_images", val.ids)
@@ -123,35 +126,37 @@ def run(args) -> int:
 
     rows = tuning.trials_rows(study)
     write_csv_atomic(out / "trials.csv", rows)
-    done = tuning.complete_trials(study)
-    best_number = study.best_trial.number if done else None
+    best_t = tuning.best_trial(study)
+    best_number = best_t.number if best_t is not None else None
     print()
     print(tuning.format_trials(rows, best=best_number))
     print()
-    if not done:
-        print("no trial completed; see the error column of trials.csv", file=sys.stderr)
+    if best_t is None:
+        print("no trial completed (and met the task constraint); see the error column of trials.csv", file=sys.stderr)
         return 3
     best = tuning.best_quantizer_dict(
         study, FeatureSet(fit.refs + val.refs),
-        extra={"objective": args.objective, "validation_images": val.ids, "codec": setup.codec_spec, "qps": list(args.qps)},
+        extra={"objective": args.objective, "max_task_loss": args.max_task_loss, "validation_images": val.ids,
+               "codec": setup.codec_spec, "qps": list(args.qps)},
     )
     atomic_write_json(out / "best_quantizer.json", best)
-    best_curve = study.best_trial.user_attrs.get("curve")
+    best_curve = best_t.user_attrs.get("curve")
     curves = [Curve(**{**anchor.as_dict(), "setup": {"order": "untuned anchor"}})]
     if best_curve:
         curves.append(Curve(**{**best_curve, "setup": {"order": f"best (trial {best_number})"}}))
     plot_rd_curves(curves, out / "rd_curves.png", anchor="untuned anchor", task_label=setup.adapter.task.name,
                    title=f"quantizer tuning on {len(val)} validation images, {setup.codec_spec}")
+    bd = best_t.user_attrs.get("bd_rate", {})
     atomic_write_json(out / "summary.json", {
-        "study": args.study_name, "storage": storage, "objective": args.objective, "n_trials": len(rows),
-        "n_complete": len(done), "best_trial": best_number, "best_value": study.best_value,
-        "best_bd_rate": study.best_trial.user_attrs.get("bd_rate"), "best_quantizer": best,
+        "study": args.study_name, "storage": storage, "objective": args.objective, "max_task_loss": args.max_task_loss,
+        "n_trials": len(rows), "n_complete": len(tuning.complete_trials(study)), "best_trial": best_number,
+        "best_value": best_t.value, "best_bd_rate": bd, "best_quantizer": best,
         "anchor_quantizer": setup.quantizer_dict, "fit_images": fit.ids, "validation_images": val.ids,
     })
-    bd = study.best_trial.user_attrs.get("bd_rate", {})
-    print(f"best: trial {best_number}, {best['name']} {best['params']}: BD-rate {study.best_value:+.2f} % "
-          f"({args.objective}; task {bd.get('task') if bd.get('task') is None else format(bd.get('task'), '+.2f')} %) "
-          f"vs the untuned anchor; {time.perf_counter() - t_start:.0f} s", file=sys.stderr)
+    task_bd = bd.get("task")
+    print(f"best: trial {best_number}, {best['name']} {best['params']}: BD-rate {best_t.value:+.2f} % ({args.objective}; "
+          f"task {'n/a' if task_bd is None else format(task_bd, '+.2f')} %) vs the untuned anchor on the validation images; "
+          f"{time.perf_counter() - t_start:.0f} s", file=sys.stderr)
     print(f"best quantizer: {out / 'best_quantizer.json'}\ntrials:         {out / 'trials.csv'}\n"
           f"study:          {storage} (study {args.study_name!r})\ncells:          {out / 'results.sqlite'}\n"
           f"plot:           {out / 'rd_curves.png'}")

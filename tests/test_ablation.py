@@ -132,6 +132,7 @@ def test_table_gives_bd_rate_per_setting_and_shares_identical_orders(tmp_path):
     # the same variant across settings: uniform's reversed order costs 0.9/0.8 of log's bits -> +12.5 %
     assert got[("uniform", a.label)]["bd_vs_first_setting"] == pytest.approx(12.5, abs=0.5)
     assert got[("uniform", "identity")]["bd_vs_first_setting"] == pytest.approx(0.0, abs=1e-9)
+    assert got[("uniform", a.label)]["bd_task_vs_first_setting"] == pytest.approx(12.5, abs=0.5)
     assert got[("log", a.label)]["bd_vs_first_setting"] is None
     grid = ab.pivot(table, where={"quantizer": "log"})
     assert "correlation" in grid and "zscore" in grid and grid.count("-20.") == 2

@@ -99,7 +99,7 @@ def test_objective_fails_a_trial_with_too_little_overlap(monkeypatch, tmp_path):
 
     class Ctx:
         fit = [np.random.default_rng(0).random((4, 8, 8), dtype=np.float32)]
-        objective, method, min_overlap = "feature_psnr", "pchip", 0.5
+        objective, method, min_overlap, max_task_loss = "feature_psnr", "pchip", 0.5, None
 
     objective = tuning.QuantizerObjective(Ctx(), anchor)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
@@ -110,6 +110,36 @@ def test_objective_fails_a_trial_with_too_little_overlap(monkeypatch, tmp_path):
     study.optimize(objective, n_trials=1, catch=(tuning.TrialFailed,))
     assert study.trials[1].state == optuna.trial.TrialState.COMPLETE and study.trials[1].value == pytest.approx(-10.0)
     assert quantizer_from_dict(study.trials[1].user_attrs["quantizer"]).is_fitted
+
+
+def test_task_constraint_excludes_trials_that_lose_task_fidelity(monkeypatch, tmp_path):
+    """With max_task_loss, a quantizer that saves feature-PSNR bits but loses task fidelity is not the best."""
+    anchor = _curve([0.1, 0.2, 0.4, 0.8], [30, 33, 36, 39])
+    outcomes = iter([
+        Curve(setup={}, qp=[37, 32, 27, 22], bpp=[0.05, 0.1, 0.2, 0.4], feature_psnr=[30, 33, 36, 39], task=[26, 29, 32, 35]),
+        Curve(setup={}, qp=[37, 32, 27, 22], bpp=[0.09, 0.18, 0.36, 0.72], feature_psnr=[30, 33, 36, 39], task=[30, 33, 36, 39]),
+    ])
+
+    class Summary:
+        finished, skipped, failed, gave_up = 4, 0, 0, 0
+
+    monkeypatch.setattr(tuning, "code_curve", lambda ctx, q, label: (next(outcomes), Summary()))
+
+    class Ctx:
+        fit = [np.random.default_rng(0).random((4, 8, 8), dtype=np.float32)]
+        objective, method, min_overlap, max_task_loss = "feature_psnr", "pchip", 0.5, 0.0
+
+    study, _ = tuning.open_study(f"sqlite:///{tmp_path / 'o.sqlite'}", "s", seed=0, digest="d", constrained=True)
+    study.optimize(tuning.QuantizerObjective(Ctx(), anchor), n_trials=2, catch=(tuning.TrialFailed,))
+    first, second = study.trials
+    assert first.value == pytest.approx(-50.0, abs=1e-6)
+    assert first.user_attrs["bd_rate"]["task"] > 20  # the task got worse: infeasible under max_task_loss=0
+    assert first.user_attrs["constraint"] == pytest.approx(first.user_attrs["bd_rate"]["task"])
+    assert second.value == pytest.approx(-10.0, abs=1e-6) and second.user_attrs["constraint"] <= 0
+    assert tuning.best_trial(study).number == 1
+    rows = tuning.trials_rows(study)
+    assert [r["feasible"] for r in rows] == [False, True]
+    assert "(task!)" in tuning.format_trials(rows, best=1).splitlines()[2]
 
 
 # ----------------------------------------------------------------------------- study storage
