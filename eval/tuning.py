@@ -36,7 +36,7 @@ feature PSNR against the *float* features:
   light clipping, mu-law with small mu) cut the feature-PSNR BD-rate by 30-40 % while the
   task BD-rate gets a few percent worse, because feature PSNR is dominated by the few
   large activations and the log curve spends its codes on the many small ones. So
-  ``max_task_loss`` turns the task into a constraint (TPE's ``constraints_func``): the
+  ``max_task_loss`` turns the task into a constraint (a TPE trial constraint): the
   study minimises the feature-PSNR BD-rate among quantizers whose task BD-rate is at most
   ``max_task_loss`` percent, and the best trial is chosen among those.
 
@@ -252,7 +252,10 @@ class QuantizerObjective:
         if self.ctx.max_task_loss is not None:
             task_bd = results.get("task") if not results.get("task_error") else None
             # > 0 = infeasible; a task BD-rate that cannot be computed counts as infeasible
-            trial.set_user_attr("constraint", 1e6 if task_bd is None else float(task_bd) - self.ctx.max_task_loss)
+            violation = 1e6 if task_bd is None else float(task_bd) - self.ctx.max_task_loss
+            trial.set_user_attr("constraint", violation)
+            if hasattr(trial, "set_constraint"):  # Optuna >= 5; older ones read it through constraints_func
+                trial.set_constraint("task_loss", violation)
         error = results.get(f"{self.ctx.objective}_error")
         if error or results[self.ctx.objective] is None:
             trial.set_user_attr("error", error or "BD-rate not computable")
@@ -343,8 +346,9 @@ def open_study(storage_url: str, study_name: str, seed: int, digest: str, n_star
         probe.set_user_attr("setup_digest", digest)
     optuna.storages.fail_stale_trials(probe)  # a killed run's RUNNING trial -> FAIL, its params queued again
     n_before = len(probe.trials)
+    old_api = constrained and not hasattr(optuna.trial.Trial, "set_constraint")
     sampler = TPESampler(seed=seed + n_before, n_startup_trials=n_startup_trials,
-                         constraints_func=_constraints if constrained else None)
+                         constraints_func=_constraints if old_api else None)
     study = optuna.create_study(storage=storage, study_name=study_name, direction="minimize", sampler=sampler, load_if_exists=True)
     if n_before == 0 and first_params is not None:
         study.enqueue_trial(dict(first_params), user_attrs={"note": "untuned anchor"})
