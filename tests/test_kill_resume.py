@@ -109,6 +109,7 @@ def test_sigkill_then_resume_loses_nothing_and_recomputes_nothing(uninterrupted)
     m = re.search(r"(\d+) cells coded now, (\d+) reused", again.stderr)
     assert m, again.stderr[-2000:]
     assert (int(m.group(1)), int(m.group(2))) == (N_CELLS - len(kept), len(kept))
+    print(f"killed with {len(kept)} of {N_CELLS} cells stored; resumed run: {m.group(0)}")  # evidence, shown with -rP
 
     final = ok_rows(db)
     assert all(final[k] == text for k, text in kept.items())  # finished rows kept byte for byte
