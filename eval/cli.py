@@ -19,7 +19,7 @@ from eval.runner import default_workers
 
 __all__ = [
     "add_data_arguments", "add_coding_arguments", "add_run_arguments", "setup_logging", "friendly_errors",
-    "prepare", "learn_orders", "load_order_files", "report_failures", "codec_spec", "model_spec", "split_samples",
+    "run_study", "prepare", "learn_orders", "load_order_files", "report_failures", "codec_spec", "model_spec", "split_samples",
 ]
 
 DEFAULT_QPS = [22, 27, 32, 37]
@@ -106,6 +106,14 @@ def friendly_errors():
         raise SystemExit(2)
 
 
+def run_study(parser: argparse.ArgumentParser, run, argv=None) -> int:
+    """Parse the command line, set up logging and run ``run(args)`` with one-line errors."""
+    args = parser.parse_args(argv)
+    setup_logging(args)
+    with friendly_errors():
+        return run(args)
+
+
 def model_spec(args) -> dict:
     kwargs = dict(args.model_arg)
     for key in ("config", "weights"):
@@ -180,8 +188,6 @@ def quantizer_spec(text: str):
     """A quantizer name/spec string, or the JSON file a tuning study saved (loaded as a dict)."""
     path = Path(text)
     if text.endswith(".json"):
-        import json
-
         if not path.exists():
             raise FileNotFoundError(f"--quantizer {text}: file not found")
         return json.loads(path.read_text())

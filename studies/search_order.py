@@ -48,10 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    cli.setup_logging(args)
-    with cli.friendly_errors():
-        return run(args)
+    return cli.run_study(build_parser(), run, argv)
 
 
 def run(args) -> int:
