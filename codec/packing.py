@@ -11,6 +11,10 @@ border that would create an artificial edge). ``unpack`` crops the padding.
   (FCM's layout), all channels in one frame or ``per_frame`` channels in each.
   Unused tile slots of the last mosaic are filled with the rounded mean code
   of the mosaic's channels (flat and cheap to code).
+
+Each packing class joins :data:`PACKINGS` with ``@PACKINGS.register("name")``;
+:func:`make_packing` builds one from a spec string (``"tiled:cols=12"``) through
+that registry and :func:`codec.registry.parse_spec`.
 """
 from __future__ import annotations
 
@@ -19,9 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from .quantize import parse_spec
+from .registry import Registry, format_spec
 
-__all__ = ["Packing", "TemporalPacking", "TiledPacking", "PACKING_NAMES", "make_packing", "pad_to_grid"]
+__all__ = ["Packing", "TemporalPacking", "TiledPacking", "PACKINGS", "PACKING_NAMES", "make_packing", "pad_to_grid"]
+
+#: Channel packings by name; filled by ``@PACKINGS.register(...)`` below (and by any module that adds one).
+PACKINGS = Registry("packing")
 
 
 def _check_codes(codes: np.ndarray) -> np.ndarray:
@@ -57,8 +64,7 @@ class Packing:
 
     def spec(self) -> str:
         """Canonical ``"name:key=value"`` string (inverse of :func:`make_packing`)."""
-        opts = ",".join(f"{k}={v}" for k, v in sorted(self.get_params().items()) if v is not None)
-        return f"{self.name}:{opts}" if opts else self.name
+        return format_spec(self.name, self.get_params())
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -91,6 +97,7 @@ class Packing:
         return f, (c, h, w)
 
 
+@PACKINGS.register("temporal")
 class TemporalPacking(Packing):
     """One channel per frame: [C, H, W] -> [C, Hp, Wp]."""
 
@@ -109,6 +116,7 @@ class TemporalPacking(Packing):
         return np.ascontiguousarray(f[:, :h, :w])
 
 
+@PACKINGS.register("tiled")
 class TiledPacking(Packing):
     """Channels tiled row-major into mosaics.
 
@@ -169,20 +177,15 @@ class TiledPacking(Packing):
         return np.ascontiguousarray(out)
 
 
-_PACKINGS = {"temporal": TemporalPacking, "tiled": TiledPacking}
-PACKING_NAMES: tuple[str, ...] = tuple(_PACKINGS)
+#: Names of the registered packings (a snapshot at import; ``PACKINGS.names()`` is live).
+PACKING_NAMES: tuple[str, ...] = PACKINGS.names()
 
 
 def make_packing(spec: "str | Packing" = "temporal", **kwargs: Any) -> Packing:
-    """Packing from ``"temporal"``, ``"tiled"``, ``"tiled:cols=12,per_frame=16"`` (or an instance)."""
+    """Packing from ``"temporal"``, ``"tiled"``, ``"tiled:cols=12,per_frame=16"`` (or an instance).
+
+    Keyword options override the string's; unknown names or options raise ValueError naming the valid ones.
+    """
     if isinstance(spec, Packing):
         return spec
-    name, opts = parse_spec(spec)
-    opts.update(kwargs)
-    if name not in _PACKINGS:
-        raise ValueError(f"unknown packing {name!r}; valid names: {', '.join(PACKING_NAMES)}")
-    valid = list(_PACKINGS[name]().get_params())
-    unknown = [k for k in opts if k not in valid]
-    if unknown:
-        raise ValueError(f"packing {name!r} has no option {unknown[0]!r}; valid options: {', '.join(valid) or 'none'}")
-    return _PACKINGS[name](**opts)
+    return PACKINGS.make(spec, **kwargs)

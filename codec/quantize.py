@@ -34,17 +34,33 @@ the arrays, and no single outlier image can stretch the range. Values outside
 the range are clipped to the end codes.
 
 Exact inverse: :meth:`dequantize` reads a table with one float32 value per
-code, built once after fitting and nudged (``numpy.nextafter``) until
+code, built once by :meth:`fit` and nudged (``numpy.nextafter``) until
 ``quantize(dequantize(q)) == q`` holds for every code ``q``.
+
+Quantizers are scikit-learn estimators: ``__init__`` only
+stores its arguments, :meth:`fit` validates them and learns ``xmin_``, ``xmax_``
+and ``table_``, ``set_params`` does no work, ``sklearn.base.clone`` gives an
+unfitted copy, and :meth:`quantize` / :meth:`dequantize` raise sklearn's
+``NotFittedError`` (a ValueError) before :meth:`fit`, or after a parameter was
+changed since it. A fixed range (``xmin`` and ``xmax`` both given) is still
+fitted by :meth:`fit`, which then reads no data; :func:`quantizer_from_dict`
+rebuilds a fitted quantizer from a saved :meth:`Quantizer.to_dict`.
+
+Each class joins :data:`QUANTIZERS` with ``@QUANTIZERS.register("name")``;
+:func:`make_quantizer` builds one from a spec string (``"log:bits=10"``).
+:meth:`Quantizer.to_dict` is part of stored cell keys: its output must not change.
 """
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from .registry import Registry
 
 __all__ = [
     "Quantizer",
@@ -52,11 +68,17 @@ __all__ = [
     "LogQuantizer",
     "PowerQuantizer",
     "MuLawQuantizer",
+    "QUANTIZERS",
     "QUANTIZER_NAMES",
     "make_quantizer",
     "quantizer_from_dict",
-    "parse_spec",
 ]
+
+#: Quantizer classes by name; filled by ``@QUANTIZERS.register(...)`` where each class is defined.
+QUANTIZERS = Registry("quantizer")
+
+_NOT_FITTED = ("This %(name)s is not fitted, or a parameter changed since it was; call "
+               "fit(calibration_arrays) (fixed xmin and xmax: fit([])) or quantizer_from_dict(saved_dict)")
 
 
 def _check_finite(x: np.ndarray, what: str) -> None:
@@ -65,23 +87,32 @@ def _check_finite(x: np.ndarray, what: str) -> None:
         raise ValueError(f"{what} contains {n_bad} NaN/Inf values; clean the features before quantizing")
 
 
-class Quantizer:
-    """Base class: range fitting, code mapping, serialisation.
+class Quantizer(BaseEstimator):
+    """Base class: range fitting, code mapping, serialisation (a scikit-learn estimator).
 
-    Subclasses define ``name``, extra parameters in ``_extra_params`` and the
-    curve via :meth:`_curve` / :meth:`_inverse_curve` (arrays of float64 in
-    [0, 1], where the input of ``_curve`` is the clipped position ``u``).
+    Subclasses define ``name``, extra parameters in ``_extra_params`` (also
+    spelled out in their ``__init__``, as scikit-learn reads them from there)
+    and the curve via :meth:`_curve` / :meth:`_inverse_curve` (arrays of
+    float64 in [0, 1], where the input of ``_curve`` is the clipped position
+    ``u``), check their parameters in :meth:`_check_params` (called by
+    :meth:`fit` and :func:`make_quantizer`), and register with
+    ``@QUANTIZERS.register(name)``.
 
     Args:
         bits: code depth, 8 or 10.
         percentile: 100 for the exact min/max; ``p < 100`` clips the
             ``100 - p`` % tails on each side (see module docstring).
-        xmin, xmax: fixed range; when both are given :meth:`fit` keeps them.
-            When only one is given, the other is fitted.
+        xmin, xmax: fixed range; when both are given :meth:`fit` keeps them
+            (and reads no data). When only one is given, the other is fitted.
+
+    Fitted attributes: ``xmin_``, ``xmax_`` (the range), ``table_`` (float32
+    value per code) and ``fitted_params_`` (the parameters they were fitted with).
     """
 
     name = "base"
     _extra_params: tuple[str, ...] = ()
+    #: ``(keyword, low, high)`` of the curve's shape parameter, sampled log-uniformly by tuning studies
+    shape_param: tuple | None = None
 
     def __init__(self, bits: int = 8, percentile: float = 100.0,
                  xmin: float | None = None, xmax: float | None = None):
@@ -89,12 +120,9 @@ class Quantizer:
         self.percentile = percentile
         self.xmin = xmin
         self.xmax = xmax
-        self._validate_params()
-        if xmin is not None and xmax is not None:
-            self._set_range(float(xmin), float(xmax))
 
     # ----------------------------------------------------------- parameters
-    def _validate_params(self) -> None:
+    def _check_params(self) -> None:
         if self.bits not in (8, 10) or isinstance(self.bits, bool):
             raise ValueError(f"{self.name} quantizer: bits={self.bits!r}; use 8 or 10")
         p = self.percentile
@@ -107,26 +135,10 @@ class Quantizer:
         if self.xmin is not None and self.xmax is not None and not float(self.xmax) > float(self.xmin):
             raise ValueError(f"{self.name} quantizer: xmax={self.xmax} must be > xmin={self.xmin}")
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters (scikit-learn convention)."""
-        params = {"bits": self.bits, "percentile": self.percentile, "xmin": self.xmin, "xmax": self.xmax}
-        for key in self._extra_params:
-            params[key] = getattr(self, key)
-        return params
-
-    def set_params(self, **params: Any) -> "Quantizer":
-        """Set constructor parameters; forgets a fitted range."""
-        valid = self.get_params()
-        for key, value in params.items():
-            if key not in valid:
-                raise ValueError(f"{self.name} quantizer has no parameter {key!r}; valid: {', '.join(valid)}")
-            setattr(self, key, value)
-        self._validate_params()
-        for attr in ("xmin_", "xmax_", "_table"):
-            self.__dict__.pop(attr, None)
-        if self.xmin is not None and self.xmax is not None:
-            self._set_range(float(self.xmin), float(self.xmax))
-        return self
+    def _ordered_params(self) -> dict[str, Any]:
+        """Parameters in their historical order (``to_dict`` output and repr keep it)."""
+        keys = ("bits", "percentile", "xmin", "xmax", *self._extra_params)
+        return {key: getattr(self, key) for key in keys}
 
     @property
     def levels(self) -> int:
@@ -135,27 +147,32 @@ class Quantizer:
 
     @property
     def is_fitted(self) -> bool:
-        return hasattr(self, "xmin_")
+        """True after :meth:`fit` (or :func:`quantizer_from_dict` with a range) while the parameters are unchanged."""
+        return "fitted_params_" in self.__dict__ and self.fitted_params_ == self.get_params(deep=False)
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+    def __sklearn_is_fitted__(self) -> bool:
+        return self.is_fitted
+
+    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._ordered_params().items())
         return f"{type(self).__name__}({args})"
 
     # ----------------------------------------------------------- fitting
-    def fit(self, calib: Iterable[np.ndarray]) -> "Quantizer":
-        """Fit ``xmin_`` / ``xmax_`` on calibration arrays in one streaming pass.
+    def fit(self, X: Iterable[np.ndarray], y: Any = None) -> "Quantizer":
+        """Fit ``xmin_`` / ``xmax_`` (and the code table) on calibration arrays in one streaming pass.
 
-        ``calib`` is any iterable of float arrays (e.g. [C, H, W] features);
-        it is read once and never stacked. Returns ``self``.
+        ``X`` is any iterable of float arrays (e.g. [C, H, W] features); it is
+        read once and never stacked, and not read at all when both ``xmin`` and
+        ``xmax`` are given. ``y`` is ignored. Returns ``self``.
         """
+        self._check_params()
         if self.xmin is not None and self.xmax is not None:
-            self._set_range(float(self.xmin), float(self.xmax))
-            return self
+            return self._fit_range(float(self.xmin), float(self.xmax))
         q = float(self.percentile)
         lo_sum = hi_sum = 0.0
         gmin, gmax = math.inf, -math.inf
         n = 0
-        for i, x in enumerate(calib):
+        for i, x in enumerate(X):
             a = np.asarray(x)
             if a.size == 0:
                 raise ValueError(f"calibration array {i} is empty; give non-empty feature arrays")
@@ -182,17 +199,22 @@ class Quantizer:
             # Constant data (or a fixed end beyond the data): any positive
             # width gives an exact round trip; use one float32 resolves well.
             hi = lo + max(1.0, abs(lo))
-        self._set_range(lo, hi)
+        return self._fit_range(lo, hi)
+
+    def _fit_range(self, lo: float, hi: float) -> "Quantizer":
+        """Set the fitted state for the range ``[lo, hi]`` (parameters already validated)."""
+        for attr in ("xmin_", "xmax_", "table_", "fitted_params_"):
+            self.__dict__.pop(attr, None)
+        try:
+            self.xmin_ = float(lo)
+            self.xmax_ = float(hi)
+            self.table_ = self._build_table()
+        except BaseException:
+            for attr in ("xmin_", "xmax_"):
+                self.__dict__.pop(attr, None)
+            raise
+        self.fitted_params_ = self.get_params(deep=False)
         return self
-
-    def _set_range(self, lo: float, hi: float) -> None:
-        self.xmin_ = float(lo)
-        self.xmax_ = float(hi)
-        self._table = self._build_table()
-
-    def _require_fitted(self) -> None:
-        if not self.is_fitted:
-            raise ValueError(f"{self.name} quantizer is not fitted; call fit(calibration_arrays) or give xmin and xmax")
 
     # ----------------------------------------------------------- the curve
     def _curve(self, u: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
@@ -210,14 +232,14 @@ class Quantizer:
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         """Float array -> ``uint16`` codes in ``[0, 2**bits - 1]`` (same shape)."""
-        self._require_fitted()
+        check_is_fitted(self, msg=_NOT_FITTED)
         a = np.asarray(x)
         _check_finite(a, "input to quantize")
         return self._codes_from_float64(a.astype(np.float64))
 
     def dequantize(self, codes: np.ndarray) -> np.ndarray:
         """Integer codes -> float32 values (same shape); exact inverse of :meth:`quantize` on codes."""
-        self._require_fitted()
+        check_is_fitted(self, msg=_NOT_FITTED)
         c = np.asarray(codes)
         if not np.issubdtype(c.dtype, np.integer):
             raise ValueError(f"codes have dtype {c.dtype}; pass integer codes (uint8/uint16) from quantize or a decoder")
@@ -226,7 +248,15 @@ class Quantizer:
                 f"codes span [{int(c.min())}, {int(c.max())}] but a {self.bits}-bit quantizer has codes "
                 f"0..{self.levels - 1}; check the codec bit depth"
             )
-        return self._table[c.astype(np.intp)]
+        return self.table_[c.astype(np.intp)]
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """scikit-learn name of :meth:`quantize`."""
+        return self.quantize(X)
+
+    def inverse_transform(self, X: np.ndarray) -> np.ndarray:
+        """scikit-learn name of :meth:`dequantize`."""
+        return self.dequantize(X)
 
     def _build_table(self) -> np.ndarray:
         """float32 value per code, nudged so that every code re-quantizes to itself."""
@@ -249,12 +279,24 @@ class Quantizer:
 
     # ----------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable description, including the fitted range when there is one."""
-        d: dict[str, Any] = {"format": "fcm-quantizer", "version": 1, "name": self.name, "params": self.get_params()}
-        d["range"] = [self.xmin_, self.xmax_] if self.is_fitted else None
+        """JSON-serialisable description, including the range when there is one.
+
+        The range is the fitted one, else a fixed one (``xmin`` and ``xmax`` both
+        given, which :meth:`fit` would keep), else None; keys and the order of
+        ``params`` are fixed (this dict is part of stored cell keys).
+        """
+        d: dict[str, Any] = {"format": "fcm-quantizer", "version": 1, "name": self.name,
+                             "params": self._ordered_params()}
+        if self.is_fitted:
+            d["range"] = [self.xmin_, self.xmax_]
+        elif self.xmin is not None and self.xmax is not None:
+            d["range"] = [float(self.xmin), float(self.xmax)]
+        else:
+            d["range"] = None
         return d
 
 
+@QUANTIZERS.register("uniform")
 class UniformQuantizer(Quantizer):
     """Equal steps over the fitted range: ``v = u``."""
 
@@ -267,6 +309,7 @@ class UniformQuantizer(Quantizer):
         return v
 
 
+@QUANTIZERS.register("log")
 class LogQuantizer(Quantizer):
     """Logarithmic steps from ``xmin``: ``v = log(1 + shape*u) / log(1 + shape)``.
 
@@ -278,14 +321,15 @@ class LogQuantizer(Quantizer):
 
     name = "log"
     _extra_params = ("shape",)
+    shape_param = ("shape", 1.0, 1e4)
 
     def __init__(self, bits: int = 8, percentile: float = 100.0, shape: float = 100.0,
                  xmin: float | None = None, xmax: float | None = None):
         self.shape = shape
         super().__init__(bits=bits, percentile=percentile, xmin=xmin, xmax=xmax)
 
-    def _validate_params(self):
-        super()._validate_params()
+    def _check_params(self):
+        super()._check_params()
         if not isinstance(self.shape, (int, float)) or not 0 < float(self.shape) <= 1e6:
             raise ValueError(f"log quantizer: shape={self.shape!r}; use a number in (0, 1e6]")
 
@@ -298,19 +342,21 @@ class LogQuantizer(Quantizer):
         return np.expm1(v * math.log1p(s)) / s
 
 
+@QUANTIZERS.register("power")
 class PowerQuantizer(Quantizer):
     """Power-law steps: ``v = u**gamma`` (gamma < 1 refines near ``xmin``)."""
 
     name = "power"
     _extra_params = ("gamma",)
+    shape_param = ("gamma", 0.1, 1.5)
 
     def __init__(self, bits: int = 8, percentile: float = 100.0, gamma: float = 0.5,
                  xmin: float | None = None, xmax: float | None = None):
         self.gamma = gamma
         super().__init__(bits=bits, percentile=percentile, xmin=xmin, xmax=xmax)
 
-    def _validate_params(self):
-        super()._validate_params()
+    def _check_params(self):
+        super()._check_params()
         if not isinstance(self.gamma, (int, float)) or not 0.05 <= float(self.gamma) <= 20:
             raise ValueError(f"power quantizer: gamma={self.gamma!r}; use a number in [0.05, 20]")
 
@@ -321,6 +367,7 @@ class PowerQuantizer(Quantizer):
         return np.power(v, 1.0 / float(self.gamma))
 
 
+@QUANTIZERS.register("mulaw", "mu-law")
 class MuLawQuantizer(Quantizer):
     """Mu-law companding around zero, rescaled to the fitted range.
 
@@ -331,14 +378,15 @@ class MuLawQuantizer(Quantizer):
 
     name = "mulaw"
     _extra_params = ("mu",)
+    shape_param = ("mu", 1.0, 1e4)
 
     def __init__(self, bits: int = 8, percentile: float = 100.0, mu: float = 255.0,
                  xmin: float | None = None, xmax: float | None = None):
         self.mu = mu
         super().__init__(bits=bits, percentile=percentile, xmin=xmin, xmax=xmax)
 
-    def _validate_params(self):
-        super()._validate_params()
+    def _check_params(self):
+        super()._check_params()
         if not isinstance(self.mu, (int, float)) or not 0 < float(self.mu) <= 1e6:
             raise ValueError(f"mulaw quantizer: mu={self.mu!r}; use a number in (0, 1e6]")
 
@@ -366,66 +414,25 @@ class MuLawQuantizer(Quantizer):
         return (x - self.xmin_) / (self.xmax_ - self.xmin_)
 
 
-_CLASSES: dict[str, type[Quantizer]] = {
-    "uniform": UniformQuantizer,
-    "log": LogQuantizer,
-    "power": PowerQuantizer,
-    "mulaw": MuLawQuantizer,
-}
-QUANTIZER_NAMES: tuple[str, ...] = tuple(_CLASSES)
-
-
-def _coerce(text: str) -> Any:
-    t = text.strip()
-    if t.lower() in ("none", "null"):
-        return None
-    try:
-        return int(t)
-    except ValueError:
-        pass
-    try:
-        return float(t)
-    except ValueError:
-        return t
-
-
-def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """Split ``"name:key=value,key=value"`` into ``(name, {key: value})``.
-
-    Values become int, float or None where they parse as such, else stay strings.
-    """
-    name, _, rest = spec.partition(":")
-    name = name.strip()
-    opts: dict[str, Any] = {}
-    for item in filter(None, (s.strip() for s in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise ValueError(f"bad option {item!r} in {spec!r}; write name:key=value,key=value")
-        opts[key.strip()] = _coerce(value)
-    return name, opts
+#: Names of the registered quantizers (a snapshot at import; ``QUANTIZERS.names()`` is live).
+QUANTIZER_NAMES: tuple[str, ...] = QUANTIZERS.names()
 
 
 def make_quantizer(name: str, **kwargs: Any) -> Quantizer:
-    """Build a quantizer from a name or a ``"name:key=value,..."`` string plus keyword options.
+    """Build an unfitted quantizer from a name or a ``"name:key=value,..."`` string plus keyword options.
 
     Example: ``make_quantizer("log:bits=10,percentile=99.9")`` or
     ``make_quantizer("power", gamma=0.4)``. Keyword options override the string's.
+    Unknown names or options, and invalid values, raise ValueError at once
+    (the constructor itself only stores its arguments).
     """
-    base, opts = parse_spec(name)
-    opts.update(kwargs)
-    key = base.lower().replace("-", "").replace("_", "")
-    if key not in _CLASSES:
-        raise ValueError(f"unknown quantizer {base!r}; valid names: {', '.join(QUANTIZER_NAMES)}")
-    cls = _CLASSES[key]
-    valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = [k for k in opts if k not in valid]
-    if unknown:
-        raise ValueError(f"quantizer {key!r} has no option {unknown[0]!r}; valid options: {', '.join(valid)}")
-    return cls(**opts)
+    q = QUANTIZERS.make(name, **kwargs)
+    q._check_params()
+    return q
 
 
 def quantizer_from_dict(d: dict[str, Any]) -> Quantizer:
-    """Rebuild a quantizer (with its fitted range) from :meth:`Quantizer.to_dict` output."""
+    """Rebuild a quantizer from :meth:`Quantizer.to_dict` output: fitted when ``d`` has a ``range``."""
     if not isinstance(d, dict) or "name" not in d or "params" not in d:
         raise ValueError("quantizer description must be a dict with 'name' and 'params' (from Quantizer.to_dict())")
     q = make_quantizer(d["name"], **d["params"])
@@ -434,5 +441,5 @@ def quantizer_from_dict(d: dict[str, Any]) -> Quantizer:
         lo, hi = (float(v) for v in rng)
         if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
             raise ValueError(f"quantizer range {rng!r} is invalid; need finite xmin < xmax")
-        q._set_range(lo, hi)
+        q._fit_range(lo, hi)
     return q

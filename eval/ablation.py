@@ -18,7 +18,7 @@ in its setting against the same variant in the first setting (first quantizer, p
 packing given), i.e. what the coding choice itself is worth, e.g. a tuned quantizer against
 the log one for the identity order and for a learned order.
 
-All coding goes through :func:`eval.experiment.make_jobs` / :func:`eval.runner.run_grid`
+All coding goes through :func:`eval.pipeline.cell.make_jobs` / :func:`eval.pipeline.runner.run_grid`
 into one result store. Two variants that produce the same order in the same setting (e.g.
 Pearson correlation with and without z-scoring, which it already implies) share their
 cells: the cell key is (image, order digest, quantizer, packing, codec, QP, model), so the
@@ -30,15 +30,17 @@ carries (those name the first variant that coded it).
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from eval.experiment import FeatureSet, learn_orders, make_jobs
+from eval.analysis.curves import bd_between
+from eval.analysis.tables import fmt, text_table
+from eval.pipeline.cell import make_jobs
+from eval.pipeline.features import FeatureSet
+from eval.pipeline.orders import learn_orders
 
 __all__ = [
     "Variant", "CodingSetting", "AblationPlan", "orderer_name", "grid_variants", "codec_with_preset",
@@ -131,30 +133,29 @@ def coding_settings(quantizers: Mapping[str, dict], codecs: Mapping[str, str], p
     return settings
 
 
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-
-
-def learn_per_image_orders(names: Sequence[str], images: FeatureSet, out_dir: str | Path, provenance: dict,
+def learn_per_image_orders(names: Sequence[str], images: FeatureSet, folder, provenance: dict,
                            progress: bool = True) -> dict[str, dict[str, np.ndarray]]:
-    """Per-image ("oracle") orders: ``{orderer name: {image id: order}}``, each learned on that image alone."""
+    """Per-image ("oracle") orders: ``{orderer name: {image id: order}}``, each learned on that image alone.
+
+    ``folder`` is an :class:`~eval.study_folder.OrderFolder`; each image's orders go to its own sub-folder.
+    """
     result: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
     for i, image_id in enumerate(images.ids):
-        orders = learn_orders(names, images[i:i + 1], Path(out_dir) / _safe(image_id), {**provenance, "oracle_image": image_id},
+        orders = learn_orders(names, images[i:i + 1], folder.sub(image_id), {**provenance, "oracle_image": image_id},
                               progress=progress)
         for name in names:
             result[name][image_id] = orders[name].order
     return dict(result)
 
 
-def learn_calibration_size_orders(names: Sequence[str], calib: FeatureSet, sizes: Sequence[int], out_dir: str | Path,
+def learn_calibration_size_orders(names: Sequence[str], calib: FeatureSet, sizes: Sequence[int], folder,
                                   provenance: dict, progress: bool = True) -> dict[str, dict[int, Any]]:
     """``{orderer name: {k: Permutation}}`` learned on the first ``k`` calibration images."""
     result: dict[str, dict[int, Any]] = defaultdict(dict)
     for k in sizes:
         if not 1 <= k <= len(calib):
             raise ValueError(f"--calib-sizes {k}: there are {len(calib)} calibration images; give sizes from 1 to {len(calib)}")
-        orders = learn_orders(names, calib[:k], Path(out_dir) / f"k{k}", {**provenance, "calibration_size": k}, progress=progress)
+        orders = learn_orders(names, calib[:k], folder.sub(f"k{k}"), {**provenance, "calibration_size": k}, progress=progress)
         for name in names:
             result[name][k] = orders[name]
     return dict(result)
@@ -191,13 +192,14 @@ class AblationPlan:
             self.info[variant.label] = info
 
 
-def ablation_table(plan: AblationPlan, rows: Sequence[dict], task, method: str = "pchip", anchor: str = "identity") -> tuple[list[dict], list[str]]:
+def ablation_table(plan: AblationPlan, rows: Sequence[dict], task, method: str = "pchip",
+                   anchor: str = "identity") -> tuple[list[dict], list[str]]:
     """BD-rate of every (setting, variant) against the ``anchor`` variant of the same setting.
 
     Rows are attributed through the plan's keys, so shared cells count for every variant
     that needs them. Returns (table rows with :data:`TABLE_COLUMNS`, notes).
     """
-    from eval.report import bd_table, build_curves
+    from eval.analysis.curves import bd_table, build_curves
 
     by_key = {r["key"]: r for r in rows if r.get("status", "ok") == "ok"}
     settings = list(dict.fromkeys(s for s, _ in plan.keys))
@@ -218,6 +220,7 @@ def ablation_table(plan: AblationPlan, rows: Sequence[dict], task, method: str =
         variant = variants[entry["order"]]
         axes = variant.axes_dict
         curve = curve_of[(entry["order"], entry["setting"])]
+        first = curve_of.get((entry["order"], 0))  # the same variant in the first setting
         info = plan.info.get(variant.label, {})
         out.append({
             "kind": variant.kind, "variant": variant.label, "metric": axes.get("metric"),
@@ -225,8 +228,8 @@ def ablation_table(plan: AblationPlan, rows: Sequence[dict], task, method: str =
             "quantizer": setting.quantizer, "preset": setting.preset, "packing": setting.packing,
             "bd_feature_psnr": entry["bd_feature_psnr"], "bd_task": entry["bd_task"],
             "tour_cost": info.get("tour_cost"), "order_digest": info.get("order_digest"), "codec": setting.codec,
-            "bd_vs_first_setting": _bd_between(curve_of.get((entry["order"], 0)), curve) if entry["setting"] else None,
-            "bd_task_vs_first_setting": _bd_between(curve_of.get((entry["order"], 0)), curve, "task") if entry["setting"] else None,
+            "bd_vs_first_setting": bd_between(first, curve, "feature_psnr", method) if entry["setting"] else None,
+            "bd_task_vs_first_setting": bd_between(first, curve, "task", method) if entry["setting"] else None,
             "n_images": curve.n_images, "qps": curve.qp,
             "note": "; ".join(n for n in notes if n.startswith(variant.label + " ") or n.startswith(variant.label + ":")),
             "bpp": entry["bpp"], "feature_psnr": entry["feature_psnr"], "task": entry["task"],
@@ -237,41 +240,19 @@ def ablation_table(plan: AblationPlan, rows: Sequence[dict], task, method: str =
     return out, notes
 
 
-def _bd_between(base, curve, metric: str = "feature_psnr"):
-    """BD-rate of ``curve`` against ``base`` (same variant, first setting) on ``metric``; None if not computable."""
-    from eval.bdrate import bd_rate
-    from eval.errors import RDCurveError
-
-    if base is None or curve is None or not getattr(base, metric) or not getattr(curve, metric):
-        return None
-    try:
-        return float(bd_rate(base.bpp, getattr(base, metric), curve.bpp, getattr(curve, metric)))
-    except RDCurveError:
-        return None
-
-
-def _fmt(v, spec="+.2f"):
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "n/a"
-    return format(v, spec)
-
-
 def format_ablation(table: Sequence[dict], task_name: str = "task") -> str:
     """One block per coding setting: variant, kind, BD-rates (%)."""
     blocks = []
     for setting in dict.fromkeys((r["quantizer"], r["preset"], r["packing"]) for r in table):
         sub = [r for r in table if (r["quantizer"], r["preset"], r["packing"]) == setting]
         head = ["variant", "kind", "BD feat-PSNR %", f"BD {task_name} %", "tour cost"]
-        lines = [[r["variant"], r["kind"], _fmt(r["bd_feature_psnr"]), _fmt(r["bd_task"]), _fmt(r["tour_cost"], ".2f")] for r in sub]
+        lines = [[r["variant"], r["kind"], fmt(r["bd_feature_psnr"]), fmt(r["bd_task"]), fmt(r["tour_cost"], ".2f")] for r in sub]
         if any(r.get("bd_vs_first_setting") is not None for r in sub):
             head += ["feat vs 1st setting %", f"{task_name} vs 1st setting %"]
             for line, r in zip(lines, sub):
-                line += [_fmt(r.get("bd_vs_first_setting")), _fmt(r.get("bd_task_vs_first_setting"))]
-        widths = [max([len(h)] + [len(x[i]) for x in lines]) for i, h in enumerate(head)]
-        text = [f"quantizer {setting[0]}, preset {setting[1]}, packing {setting[2]} (vs identity, same setting)",
-                "  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
-        text += ["  ".join(c.ljust(w) for c, w in zip(x, widths)) for x in lines]
-        blocks.append("\n".join(text))
+                line += [fmt(r.get("bd_vs_first_setting")), fmt(r.get("bd_task_vs_first_setting"))]
+        title = f"quantizer {setting[0]}, preset {setting[1]}, packing {setting[2]} (vs identity, same setting)"
+        blocks.append(text_table(head, lines, title=title))
     return "\n\n".join(blocks)
 
 
@@ -286,5 +267,5 @@ def pivot(table: Sequence[dict], rows: str = "metric", cols: str = "normalizatio
     cw = max([8] + [len(str(c)) for c in cvals])
     out = [f"{rows} \\ {cols}".ljust(width + 4) + "  ".join(str(c).rjust(cw) for c in cvals)]
     for rv in rvals:
-        out.append(str(rv).ljust(width + 4) + "  ".join(_fmt(cell.get((rv, c))).rjust(cw) for c in cvals))
+        out.append(str(rv).ljust(width + 4) + "  ".join(fmt(cell.get((rv, c))).rjust(cw) for c in cvals))
     return "\n".join(out)

@@ -45,8 +45,8 @@ into a *fit* part (candidate ranges are fitted here) and a *validation* part (co
 scored here). The best quantizer is finally refitted on the whole calibration split and
 saved as JSON (:meth:`Quantizer.to_dict` plus a ``tuning`` record).
 
-Caching and resuming: every coded cell goes through :func:`eval.experiment.make_jobs` and
-:func:`eval.runner.run_grid` into one :class:`~eval.store.ResultStore`, so the anchor is coded
+Caching and resuming: every coded cell goes through :func:`eval.pipeline.cell.make_jobs` and
+:func:`eval.pipeline.runner.run_grid` into one :class:`~eval.pipeline.store.ResultStore`, so the anchor is coded
 once, a repeated or resumed candidate recomputes nothing, and a killed study loses at most
 the cells in flight. The Optuna study lives in an RDB (SQLite by default) and is opened with
 ``load_if_exists``; trials carry heartbeats, so a trial left RUNNING by a killed process is
@@ -62,16 +62,18 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from eval.experiment import FeatureSet, make_jobs
-from eval.report import Curve, build_curves
-from eval.runner import RunSummary, run_grid
+from codec import QUANTIZERS
+from eval.analysis.curves import Curve, bd_between, build_curves, curve_overlap
+from eval.analysis.tables import fmt, text_table
+from eval.pipeline.cell import make_jobs
+from eval.pipeline.features import FeatureSet
+from eval.pipeline.runner import RunSummary, run_grid, start_local_cluster
 
 __all__ = [
     "CURVES", "SHAPE_PARAMS", "anchor_params", "OBJECTIVES", "TrialFailed", "TuningContext", "QuantizerObjective",
@@ -81,9 +83,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CURVES = ("uniform", "log", "power", "mulaw")
-#: curve -> (quantizer keyword, low, high); sampled log-uniformly under the name "<curve>_<keyword>"
-SHAPE_PARAMS = {"log": ("shape", 1.0, 1e4), "power": ("gamma", 0.1, 1.5), "mulaw": ("mu", 1.0, 1e4)}
+#: the curves tuned: every registered quantizer (a new quantizer file joins the search space)
+CURVES = tuple(QUANTIZERS.names())
+#: curve -> (quantizer keyword, low, high), each quantizer's own ``shape_param``; sampled
+#: log-uniformly under the trial-parameter name "<curve>_<keyword>"
+SHAPE_PARAMS = {name: QUANTIZERS.get(name).shape_param for name in CURVES if QUANTIZERS.get(name).shape_param}
 CLIP_TAIL = (1e-3, 1.0)  # percent of values clipped on each side when clipping is on
 BITS = (8, 10)
 OBJECTIVES = ("feature_psnr", "task")
@@ -126,7 +130,7 @@ def quantizer_kwargs(params: Mapping[str, Any]) -> tuple[str, dict]:
 
 def split_calibration(samples: Sequence, n_val: int, seed: int = 0) -> tuple[list, list]:
     """Reproducible (fit, validation) split of the calibration samples; the test split is never used."""
-    from eval.datasets import split
+    from eval.data.images import split
 
     samples = list(samples)
     if len(samples) < 2:
@@ -153,7 +157,7 @@ class TuningContext:
     model: dict
     codec: str
     qps: Sequence[int]
-    store: Any  # eval.store.ResultStore
+    store: Any  # eval.pipeline.store.ResultStore
     order_name: str = "identity"
     order: np.ndarray | None = None  # None = identity
     packing: str = "temporal"
@@ -197,17 +201,15 @@ def compare_curves(anchor: Curve, test: Curve, metric: str = "feature_psnr", met
     ``overlap`` is the fraction of the anchor's quality range that the test curve also
     covers. Raises :class:`~eval.errors.RDCurveError` when the BD-rate is not computable.
     """
-    from eval.bdrate import bd_rate
     from eval.errors import RDCurveError
 
-    qa, qb = getattr(anchor, metric), getattr(test, metric)
-    if not qa or not qb:
+    if not getattr(anchor, metric) or not getattr(test, metric):
         raise RDCurveError(f"no {metric} values to compare (a curve without finished QP points)")
-    lo, hi = max(min(qa), min(qb)), min(max(qa), max(qb))
-    span = max(qa) - min(qa)
-    overlap = max(0.0, hi - lo) / span if span > 0 else 0.0
-    value = bd_rate(anchor.bpp, qa, test.bpp, qb, method=method, names=("anchor", "candidate"))
-    return float(value), float(overlap)
+    notes: list[str] = []
+    value = bd_between(anchor, test, metric, method, notes=notes, label="candidate")
+    if value is None:
+        raise RDCurveError("; ".join(notes))
+    return value, float(curve_overlap(anchor, test, metric))
 
 
 class QuantizerObjective:
@@ -278,17 +280,7 @@ def study_cluster(workers: int, scheduler: str | None = None):
     if scheduler is not None or workers <= 1:
         yield scheduler
         return
-    import dask
-    from dask.distributed import LocalCluster
-
-    from eval.runner import WORKER_ENV, SchedulerError
-
-    try:
-        with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
-            cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None,
-                                   silence_logs=logging.ERROR, env=dict(WORKER_ENV))
-    except Exception as exc:  # noqa: BLE001 - ports, spawn failures, resource limits
-        raise SchedulerError(f"cannot start a Dask LocalCluster of {workers} workers ({exc}); run with --workers 1") from exc
+    cluster = start_local_cluster(workers)
     try:
         yield cluster.scheduler_address
     finally:
@@ -436,29 +428,20 @@ def trials_rows(study) -> list[dict]:
     return rows
 
 
-def _f(value, spec):
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return format(value, spec)
-
-
 def format_trials(rows: Sequence[dict], best: int | None = None) -> str:
     """Plain-text trials table; ``*`` marks the best trial, ``(task!)`` a trial that breaks the task constraint."""
     head = ["#", "state", "curve", "shape", "bits", "pctl", "BD feat-PSNR %", "BD task %", "overlap", "coded/reused", "s"]
     lines = []
     for r in rows:
-        shape = f"{r['shape_param']}={_f(r['shape'], '.3g')}" if r["shape_param"] else "-"
+        shape = f"{r['shape_param']}={fmt(r['shape'], '.3g', '-')}" if r["shape_param"] else "-"
         lines.append([
             f"{r['trial']}{'*' if r['trial'] == best else ''}", r["state"] + (" (task!)" if r.get("feasible") is False else ""),
-            r["curve"], shape, _f(r["bits"], "d"),
-            _f(r["percentile"], ".6g"), _f(r["bd_feature_psnr"], "+.2f"), _f(r["bd_task"], "+.2f"),
-            _f(r["overlap_feature_psnr"], ".0%"), f"{_f(r['cells_coded'], 'd')}/{_f(r['cells_reused'], 'd')}",
-            _f(r["seconds"], ".0f"),
+            r["curve"], shape, fmt(r["bits"], "d", "-"),
+            fmt(r["percentile"], ".6g", "-"), fmt(r["bd_feature_psnr"], "+.2f", "-"), fmt(r["bd_task"], "+.2f", "-"),
+            fmt(r["overlap_feature_psnr"], ".0%", "-"), f"{fmt(r['cells_coded'], 'd', '-')}/{fmt(r['cells_reused'], 'd', '-')}",
+            fmt(r["seconds"], ".0f", "-"),
         ])
-    widths = [max([len(h)] + [len(x[i]) for x in lines]) for i, h in enumerate(head)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(x, widths)) for x in lines]
-    return "\n".join(out)
+    return text_table(head, lines)
 
 
 def best_quantizer_dict(study, calib: FeatureSet, extra: dict | None = None) -> dict:

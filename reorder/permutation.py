@@ -20,12 +20,13 @@ import json
 import numbers
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from codec.files import atomic_write_text, dumps
 
 FORMAT = "fcm-channel-order"
 FORMAT_VERSION = 1
@@ -134,40 +135,6 @@ def validate_order(order: Any, n_channels: int | None = None, source: str = "ord
     return arr
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _jsonable(value: Any) -> Any:
-    """Provenance values as plain JSON types (numpy scalars/arrays, paths, tuples)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return str(value)
-
-
 _TEXT_TOKEN = re.compile(r"[\s,;]+")
 
 
@@ -248,13 +215,14 @@ class Permutation:
         return hashlib.sha256(self.order.astype("<i8").tobytes()).hexdigest()[:12]
 
     def to_dict(self) -> dict:
+        """The fields of the saved JSON (provenance as given; :meth:`save` writes numpy values and paths as JSON)."""
         return {
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "n_channels": self.n_channels,
             "digest": self.digest(),
             "order": self.order.tolist(),
-            "provenance": _jsonable(self.provenance),
+            "provenance": dict(self.provenance),
         }
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -263,8 +231,8 @@ class Permutation:
         d = self.to_dict()
         order = d["order"]
         d["order"] = "@ORDER@"  # keep the order on one line, the rest readable
-        text = json.dumps(d, indent=1).replace('"@ORDER@"', json.dumps(order))
-        _atomic_write_text(path, text + "\n")
+        text = dumps(d, indent=1).replace('"@ORDER@"', json.dumps(order))
+        atomic_write_text(path, text + "\n")
         return path
 
     @classmethod

@@ -29,9 +29,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-from eval import cli
+from studies import cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,27 +69,27 @@ def run(args) -> int:
 
     from codec import make_codec
     from eval import ablation as ab
-    from eval.experiment import RESULT_COLUMNS, fit_quantizer, learn_orders, prepare_references, prepare_setup
-    from eval.io import atomic_write_json
-    from eval.runner import run_grid
-    from eval.store import ResultStore, write_csv_atomic
+    from eval.pipeline.features import prepare_references
+    from eval.pipeline.orders import learn_orders
+    from eval.pipeline.runner import run_grid
+    from eval.pipeline.setup import fit_quantizer, prepare_setup
+    from eval.study_folder import RESULT_COLUMNS, StudyFolder
 
     t_start = time.perf_counter()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    folder = StudyFolder(args.out)
     progress = not args.quiet
     calib_samples, test_samples = cli.split_samples(args)
     codec_specs = [ab.codec_with_preset(args.codec, p) for p in args.presets]
     setup = prepare_setup(
-        cli.model_spec(args), calib_samples, test_samples, quantizer=cli.quantizer_spec(args.quantizers[0]),
+        cli.model_spec(args), calib_samples, test_samples, quantizer=args.quantizers[0],
         codec=codec_specs[0], cache_dir=args.cache_dir, progress=progress,
     )
     quantizers = {args.quantizers[0]: setup.quantizer_dict}
     for spec in args.quantizers[1:]:
-        quantizers[spec] = fit_quantizer(cli.quantizer_spec(spec), setup.calib).to_dict()
+        quantizers[spec] = fit_quantizer(spec, setup.calib).to_dict()
     codecs = {p: make_codec(spec).spec() for p, spec in zip(args.presets, codec_specs)}
     settings = ab.coding_settings(quantizers, codecs, args.packings)
-    provenance = {"model": setup.adapter.name, "layer": setup.adapter.layer}
+    provenance = cli.provenance(setup)
     n_calib = len(setup.calib)
     sizes = args.calib_sizes
     if sizes is None:
@@ -102,16 +101,17 @@ def run(args) -> int:
     # ---- orders (each learned once; saved orders with the same parameters and calibration are reused)
     variants = ab.grid_variants(args.metrics, args.normalizations, args.solvers) if args.grid else []
     names = [v.orderer for v in variants] + refs
-    orders = learn_orders(names, setup.calib, out / "orders", provenance, progress=progress)
-    oracle = ab.learn_per_image_orders(refs, setup.test, out / "oracle", provenance, progress) if args.oracle else {}
-    by_size = ab.learn_calibration_size_orders(refs, setup.calib, sizes, out / "calib_size", provenance, progress) if sizes else {}
+    orders = learn_orders(names, setup.calib, folder.orders, provenance, progress=progress)
+    oracle = ab.learn_per_image_orders(refs, setup.test, folder.order_folder("oracle"), provenance, progress) if args.oracle else {}
+    by_size = (ab.learn_calibration_size_orders(refs, setup.calib, sizes, folder.order_folder("calib_size"), provenance, progress)
+               if sizes else {})
 
     def info(perm):
         return {"tour_cost": perm.provenance.get("tour_cost"), "order_digest": perm.digest()}
 
     references = prepare_references(setup.adapter, setup.test, progress=progress)
     plan = ab.AblationPlan(setup.test, references, list(args.qps), setup.model_spec,
-                           bitstream_dir=str(out / "bitstreams") if args.keep_bitstreams else None)
+                           bitstream_dir=str(folder.bitstreams_dir) if args.keep_bitstreams else None)
     identity = ab.Variant("identity", "anchor", "identity")
     for s in settings:
         plan.add(s, identity, np.arange(setup.calib.n_channels, dtype=np.int64), info(orders["identity"]))
@@ -128,7 +128,7 @@ def run(args) -> int:
     print(f"ablation: {len(settings)} coding setting(s) x {len({v for _, v in plan.keys})} variants on {len(setup.test)} test images "
           f"x {len(args.qps)} QPs = {n_unique} distinct cells ({args.workers} worker{'s' if args.workers != 1 else ''})", file=sys.stderr)
 
-    with ResultStore(out / "results.sqlite") as store:
+    with folder.results_store() as store:
         summary = run_grid(plan.jobs, store, workers=args.workers, scheduler=args.scheduler, max_attempts=args.max_attempts,
                            progress=progress, desc="ablation")
         keys = {j.key for j in plan.jobs}
@@ -136,10 +136,10 @@ def run(args) -> int:
         failed = [r for r in store.rows(status="error") if r["key"] in keys]
     task = setup.adapter.task
     table, notes = ab.ablation_table(plan, rows, task, method=args.bd_method)
-    write_csv_atomic(out / "ablation.csv", table, ab.TABLE_COLUMNS)
+    folder.write_csv("ablation.csv", table, ab.TABLE_COLUMNS)
     extra_cols = ["study", "kind", "variant", "metric", "normalization", "solver", "reference", "k", "quantizer_label", "preset"]
-    write_csv_atomic(out / "results.csv", rows, RESULT_COLUMNS + extra_cols)
-    atomic_write_json(out / "summary.json", {
+    folder.write_csv("results.csv", rows, RESULT_COLUMNS + extra_cols)
+    folder.write_json("summary.json", {
         "table": table, "notes": notes, "model": setup.model_spec, "qps": list(args.qps), "calibration": setup.calib.ids,
         "test": setup.test.ids, "settings": [s.label for s in settings], "quantizers": quantizers, "codecs": codecs,
         "task_metric": task.name, "bd_method": args.bd_method,
@@ -160,8 +160,9 @@ def run(args) -> int:
         print(f"note: {n}", file=sys.stderr)
     print(f"{summary.finished} cells coded now, {summary.skipped} reused from an earlier run, {summary.failed} failed; "
           f"{time.perf_counter() - t_start:.0f} s", file=sys.stderr)
-    print(f"ablation table: {out / 'ablation.csv'}\ncells:          {out / 'results.csv'} ({out / 'results.sqlite'})\n"
-          f"summary:        {out / 'summary.json'}\norders:         {out / 'orders'}, {out / 'oracle'}, {out / 'calib_size'}")
+    out = folder.root
+    print(f"ablation table: {out / 'ablation.csv'}\ncells:          {folder.results_csv} ({folder.store_path})\n"
+          f"summary:        {folder.summary_json}\norders:         {out / 'orders'}, {out / 'oracle'}, {out / 'calib_size'}")
     return 0 if not failed else 3
 
 

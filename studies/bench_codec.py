@@ -33,13 +33,13 @@ import sys
 import time
 from pathlib import Path
 
-from eval import cli
+from studies import cli
 
 RESULT_COLUMNS_EXTRA = ["encode_cpu_seconds", "decode_cpu_seconds"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from eval.benchmarks import DEFAULT_AV1_QPS
+    from eval.analysis.codec_bench import DEFAULT_AV1_QPS
 
     parser = argparse.ArgumentParser(
         prog="python -m studies.bench_codec", description=__doc__.split("\n\n")[0],
@@ -71,13 +71,14 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
-    from eval import benchmarks as bm
-    from eval.experiment import RESULT_COLUMNS, make_jobs, prepare_references, prepare_setup
-    from eval.figures import bd_rate_bars
-    from eval.io import atomic_write_json
-    from eval.report import plot_rd_curves
-    from eval.runner import run_grid
-    from eval.store import ResultStore, write_csv_atomic
+    from eval.analysis import codec_bench as bm
+    from eval.pipeline.cell import make_jobs
+    from eval.pipeline.features import prepare_references
+    from eval.pipeline.orders import learn_orders
+    from eval.pipeline.runner import run_grid
+    from eval.pipeline.setup import prepare_setup
+    from eval.plots import bd_cpu_scatter, bd_rate_bars, plot_rd_curves
+    from eval.study_folder import RESULT_COLUMNS, StudyFolder
 
     t_start = time.perf_counter()
     progress = not args.quiet
@@ -89,15 +90,15 @@ def run(args) -> int:
         if reference is None:
             raise ValueError(f"--reference {args.reference!r} is not one of --codecs ({', '.join(c.label for c in configs)}); "
                              "add it there or name one of them")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    folder = StudyFolder(args.out)
+    out = folder.root
 
     calib, test = cli.split_samples(args)
     usable = next((c.codec for c in configs if not c.error), "vvenc")
-    setup = prepare_setup(cli.model_spec(args), calib, test, quantizer=cli.quantizer_spec(args.quantizer),
+    setup = prepare_setup(cli.model_spec(args), calib, test, quantizer=args.quantizer,
                           codec=usable, cache_dir=args.cache_dir, progress=progress, check_codec=False)
-    orders = cli.learn_orders(["identity", *args.orders], setup, out / "orders", progress=progress)
-    order_arrays = {name: p.order for name, p in orders.items()}
+    orders = learn_orders(["identity", *args.orders], setup.calib, folder.orders, cli.provenance(setup), progress=progress)
+    order_arrays = orders.arrays()
     references = prepare_references(setup.adapter, setup.test, progress=progress)
 
     qps = {c.label: bm.qps_for(c, args.qps, args.qps_av1) for c in configs}
@@ -105,14 +106,14 @@ def run(args) -> int:
     for cfg in configs:
         jobs += make_jobs(setup.test, references, order_arrays, setup.quantizer_dict, cfg.codec, qps[cfg.label],
                           setup.model_spec, packing=cfg.packing,
-                          bitstream_dir=str(out / "bitstreams") if args.keep_bitstreams else None)
+                          bitstream_dir=str(folder.bitstreams_dir) if args.keep_bitstreams else None)
     for cfg in configs:
         if cfg.error:
             print(f"warning: {cfg.label}: {cfg.error}; its cells will fail", file=sys.stderr)
     print(f"coding {len(setup.test)} test images x {len(orders)} orders x {len(configs)} codec configurations "
           f"= {len(jobs)} cells ({args.workers} worker{'s' if args.workers != 1 else ''})", file=sys.stderr)
     keys = {j.key for j in jobs}
-    with ResultStore(out / "results.sqlite") as store:
+    with folder.results_store() as store:
         summary = run_grid(jobs, store, workers=args.workers, scheduler=args.scheduler,
                            max_attempts=args.max_attempts, progress=progress, desc="bench_codec")
         rows = [r for r in store.rows(status=None) if r["key"] in keys]
@@ -127,14 +128,11 @@ def run(args) -> int:
     text = bm.format_benchmark_table(table, reference, order=main_order, task_name=task_name)
     agreement = bm.agreement_lines(table, reference, order=main_order)
 
-    ok_rows = [r for r in rows if r.get("status") == "ok"]
-    csv_rows = [dict(r, task_stats=json.dumps(r.get("task_stats"), sort_keys=True)) for r in ok_rows]
-    write_csv_atomic(out / "results.csv", csv_rows, RESULT_COLUMNS + RESULT_COLUMNS_EXTRA)
-    flat = bm.flat_table(table)
-    write_csv_atomic(out / "bench_codec.csv", flat)
+    folder.write_results(rows, RESULT_COLUMNS + RESULT_COLUMNS_EXTRA)
+    folder.write_csv("bench_codec.csv", bm.flat_table(table))
     run_info = {"coded_now": summary.finished, "reused": summary.skipped, "failed": summary.failed,
                 "gave_up": summary.gave_up, "cells": summary.total, "seconds": round(time.perf_counter() - t_start, 1)}
-    atomic_write_json(out / "bench_codec.json", {
+    folder.write_json("bench_codec.json", {
         "reference": reference, "order": main_order, "task_metric": task_name, "bd_method": args.bd_method,
         "table": [{k: v for k, v in t.items() if not k.startswith("_")} for t in table],
         "agreement": agreement, "notes": notes, "run": run_info,
@@ -144,7 +142,7 @@ def run(args) -> int:
     title = f"{setup.adapter.name} {setup.adapter.layer}, {len(setup.test)} test images"
     plots = []
     if any(t["enc_cpu_s"] is not None for t in table):
-        plots.append(bm.bd_cpu_scatter(table, out / "bench_codec.png", reference, order=main_order,
+        plots.append(bd_cpu_scatter(table, out / "bench_codec.png", reference, order=main_order,
                                        title=f"Codec benchmark ({title})"))
     curves = bm.codec_rd_curves(table)
     if curves:

@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from eval import cli
+from studies import cli
 
 DEFAULT_MODEL_ARGS = [("short_side", 256), ("window", 128), ("window_stride", 64)]
 
@@ -57,21 +57,21 @@ def main(argv=None) -> int:
 
 def machine_state() -> dict:
     """Cores this process may use and the 1-minute load average (other jobs slow a benchmark down)."""
-    from eval.runner import default_workers
+    from eval.pipeline.runner import default_workers
 
     return {"usable_cores": default_workers(), "load_1min": round(os.getloadavg()[0], 2)}
 
 
 def time_run(jobs, folder: Path, label: str, workers: int, executor: str, progress: bool) -> tuple[dict, list[dict]]:
     """Run ``jobs`` into a fresh store in ``folder``; return the timing record and the rows."""
-    from eval.runner import run_grid
-    from eval.store import ResultStore
+    from eval.pipeline.runner import run_grid
+    from eval.study_folder import StudyFolder
 
     shutil.rmtree(folder, ignore_errors=True)
     before = machine_state()
     arrivals = []
     t0 = time.perf_counter()
-    with ResultStore(folder / "results.sqlite") as store:
+    with StudyFolder(folder).results_store() as store:
         summary = run_grid(jobs, store, workers=workers, executor=executor, max_attempts=2, progress=progress, desc=label,
                            on_row=lambda row: arrivals.append(time.perf_counter() - t0))
         wall = time.perf_counter() - t0
@@ -100,18 +100,19 @@ def compare_rows(reference: list[dict], other: list[dict]) -> list[str]:
 
 
 def run(args) -> int:
-    from eval.experiment import make_jobs, prepare_references
-    from eval.io import atomic_write_json
-    from eval.store import write_csv_atomic
+    from eval.pipeline.cell import make_jobs
+    from eval.pipeline.features import prepare_references
+    from eval.pipeline.orders import learn_orders
+    from eval.study_folder import StudyFolder
 
     if any(n < 1 for n in args.workers_list):
         raise ValueError(f"--workers-list {args.workers_list}: every worker count must be 1 or more")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    folder = StudyFolder(args.out)
+    out = folder.root
     setup = cli.prepare(args)
-    orders = cli.learn_orders(args.orders, setup, out / "orders", progress=not args.quiet)
+    orders = learn_orders(args.orders, setup.calib, folder.orders, cli.provenance(setup), progress=not args.quiet)
     references = prepare_references(setup.adapter, setup.test, progress=not args.quiet)
-    jobs = make_jobs(setup.test, references, {n: p.order for n, p in orders.items()}, setup.quantizer_dict,
+    jobs = make_jobs(setup.test, references, orders.arrays(), setup.quantizer_dict,
                      setup.codec_spec, args.qps, setup.model_spec, packing=args.packing)
     print(f"grid: {len(setup.test)} test images x {len(orders)} orders x {len(args.qps)} QPs = {len(jobs)} cells, "
           f"{setup.codec_spec}, model {setup.model_spec}; machine: {machine_state()}", file=sys.stderr)
@@ -152,8 +153,8 @@ def run(args) -> int:
         "rows_identical": identical,
         "mismatched_keys": {k: v for k, v in mismatches.items() if v},
     }
-    atomic_write_json(out / "bench_scale.json", summary)
-    write_csv_atomic(out / "bench_scale.csv", records)
+    folder.write_json("bench_scale.json", summary)
+    folder.write_csv("bench_scale.csv", records)
     print(f"\nresults: {out / 'bench_scale.json'}  {out / 'bench_scale.csv'}")
     if not identical:
         print(f"error: runs differ in {sum(map(len, mismatches.values()))} cells: {mismatches}", file=sys.stderr)

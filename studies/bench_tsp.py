@@ -83,7 +83,7 @@ def random_corr(n: int, seed: int, latent: int = 6, pixels: int = 400) -> np.nda
 
 def _photos() -> list[np.ndarray]:
     try:
-        from eval.datasets import sample_photos
+        from eval.data.images import sample_photos
 
         return [s.load() for s in sample_photos()]
     except Exception:  # the eval package is optional here: fall back to scikit-image directly
@@ -107,7 +107,7 @@ def _mobilenet():
     model = torchvision.models.mobilenet_v2(weights=None)
     path = None
     try:
-        from eval.weights import mobilenet_v2_weights_path
+        from eval.models.weights import mobilenet_v2_weights_path
 
         path = mobilenet_v2_weights_path()
     except Exception:

@@ -8,7 +8,7 @@
 (``[[3, 17, 42], [5, 9]]``): channels that look alike in a mosaic of the layer. The order
 keeps each group together, in the order written; channels in no group are appended in index
 order (``--rest append``, default) or rejected (``--rest error``). The file written is the
-package's order JSON with the grouping recorded as provenance (see :mod:`eval.grouping`).
+package's order JSON with the grouping recorded as provenance (see :mod:`reorder.grouping`).
 Without ``--channels`` the channel count is read from the ``--model`` adapter.
 """
 
@@ -18,11 +18,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from eval import cli
+from studies import cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from eval.grouping import REST_POLICIES
+    from reorder.grouping import REST_POLICIES
 
     parser = argparse.ArgumentParser(
         prog="python -m studies.make_order", description=__doc__.split("\n\n")[0],
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
-    from eval.grouping import grouping_provenance, order_from_groups, read_groups
+    from reorder.grouping import grouping_provenance, order_from_groups, read_groups
     from reorder import Permutation
 
     groups = read_groups(args.groups)

@@ -5,7 +5,7 @@
     python -m studies.search_order --images DIR --out runs/mine --qps 22 27 32 37
 
 For every order (identity, random, learned ones, and each ``--order-file``) the test images
-are coded at each QP through the shared core (:mod:`eval.core`); the study prints BD-rate
+are coded at each QP through the shared core (:mod:`eval.pipeline.cell`); the study prints BD-rate
 against the identity order for feature PSNR and for the task metric, with bpp per QP, and
 writes ``results.csv``, ``summary.json``, ``rd_curves.png`` and the learned orders
 (``orders/NAME.json``) into ``--out``. Re-running with the same ``--out`` skips every
@@ -15,12 +15,10 @@ finished cell, so an interrupted study resumes where it stopped.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
-from pathlib import Path
 
-from eval import cli
+from studies import cli
 
 DEFAULT_ORDERS = ["identity", "random", "tsp-mse", "tsp-correlation"]
 
@@ -52,44 +50,48 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
-    from eval.experiment import make_jobs, prepare_references, write_figures, write_report
-    from eval.runner import run_grid
-    from eval.store import ResultStore
+    from eval.analysis.curves import Report
+    from eval.pipeline.cell import make_jobs
+    from eval.pipeline.features import prepare_references
+    from eval.pipeline.orders import learn_orders, load_order_files
+    from eval.pipeline.runner import run_grid
+    from eval.study_folder import StudyFolder
 
     t_start = time.perf_counter()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    folder = StudyFolder(args.out)
+    progress = not args.quiet
     setup = cli.prepare(args)  # model, data split, features, quantizer, codec check
-    orders = cli.learn_orders(args.orders, setup, out / "orders", progress=not args.quiet)
-    orders.update(cli.load_order_files(args.order_file, setup, out / "orders"))
+    orders = learn_orders(args.orders, setup.calib, folder.orders, cli.provenance(setup), progress=progress)
+    orders.update(load_order_files(args.order_file, setup.calib.n_channels, folder.orders))
 
-    references = prepare_references(setup.adapter, setup.test, progress=not args.quiet)
+    references = prepare_references(setup.adapter, setup.test, progress=progress)
     jobs = make_jobs(
-        setup.test, references, {name: p.order for name, p in orders.items()}, setup.quantizer_dict,
-        setup.codec_spec, args.qps, setup.model_spec, packing=args.packing,
-        bitstream_dir=str(out / "bitstreams") if args.keep_bitstreams else None,
+        setup.test, references, orders.arrays(), setup.quantizer_dict, setup.codec_spec, args.qps, setup.model_spec,
+        packing=args.packing, bitstream_dir=str(folder.bitstreams_dir) if args.keep_bitstreams else None,
     )
     print(
         f"coding {len(setup.test)} test images x {len(orders)} orders x {len(args.qps)} QPs = {len(jobs)} cells "
         f"with {setup.codec_spec} ({args.workers} worker{'s' if args.workers != 1 else ''})",
         file=sys.stderr,
     )
-    with ResultStore(out / "results.sqlite") as store:
-        summary = run_grid(jobs, store, workers=args.workers, scheduler=args.scheduler, max_attempts=args.max_attempts, progress=not args.quiet)
-        rows = [r for r in store.rows() if r["key"] in {j.key for j in jobs}]
-        failed = [r for r in store.rows(status="error") if r["key"] in {j.key for j in jobs}]
-    table, _ = write_report(
-        out, rows, setup.adapter.task, setup.test.ids, anchor="identity", method=args.bd_method,
-        title=f"{setup.adapter.name} {setup.adapter.layer}, {setup.codec_spec}, {len(setup.test)} test images",
+    keys = {j.key for j in jobs}
+    with folder.results_store() as store:
+        summary = run_grid(jobs, store, workers=args.workers, scheduler=args.scheduler, max_attempts=args.max_attempts, progress=progress)
+        rows = [r for r in store.rows() if r["key"] in keys]
+        failed = [r for r in store.rows(status="error") if r["key"] in keys]
+    folder.write_results(rows)
+    report = Report.from_rows(rows, setup.adapter.task, setup.test.ids, anchor="identity", method=args.bd_method)
+    folder.write_report(
+        report, title=f"{setup.adapter.name} {setup.adapter.layer}, {setup.codec_spec}, {len(setup.test)} test images",
         extra_summary={
             "model": setup.model_spec, "codec": setup.codec_spec, "quantizer": setup.quantizer_dict,
             "packing": args.packing, "qps": list(args.qps), "calibration": setup.calib.ids, "test": setup.test.ids,
-            "orders": {name: str(out / "orders" / f"{name}.json") for name in orders},
+            "orders": {name: str(folder.orders.order_path(name)) for name in orders},
         },
     )
-    figures = write_figures(out, setup.test, orders)
+    figures = folder.write_figures(report, setup.test[0], setup.test.ids[0], orders.arrays(), orders.distances)
     print()
-    print(table)
+    print(report.format())
     print()
     cli.report_failures(failed)
     print(
@@ -97,7 +99,7 @@ def run(args) -> int:
         f"{time.perf_counter() - t_start:.0f} s",
         file=sys.stderr,
     )
-    print(f"results: {out / 'results.csv'}\nsummary: {out / 'summary.json'}\nplot:    {out / 'rd_curves.png'}")
+    print(f"results: {folder.results_csv}\nsummary: {folder.summary_json}\nplot:    {folder.rd_plot}")
     for path in figures.values():
         print(f"figure:  {path}")
     return 0 if not failed else 3

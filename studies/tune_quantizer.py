@@ -25,9 +25,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-from eval import cli
+from studies import cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,19 +60,21 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
-    from eval.experiment import FeatureSet, prepare_references, prepare_setup
-    from eval.io import atomic_write_json
-    from eval.report import Curve, plot_rd_curves
-    from eval.store import ResultStore, write_csv_atomic
     from eval import tuning
+    from eval.analysis.curves import Curve
+    from eval.pipeline.features import FeatureSet, prepare_references
+    from eval.pipeline.orders import learn_orders
+    from eval.pipeline.setup import prepare_setup
+    from eval.plots import plot_rd_curves
+    from eval.study_folder import StudyFolder
 
     t_start = time.perf_counter()
     if args.n_trials < 1:
         raise ValueError(f"--n-trials {args.n_trials}: give at least 1")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    folder = StudyFolder(args.out)
+    out = folder.root
     storage = args.storage or f"sqlite:///{(out / 'optuna.sqlite').resolve()}"
-    anchor_spec = cli.quantizer_spec(args.quantizer)
+    anchor_spec = args.quantizer  # a spec string, or the JSON file of an earlier tuning study
 
     calib_samples, _ = cli.split_samples(args)  # the test split is not used for tuning
     fit_samples, val_samples = tuning.split_calibration(calib_samples, args.n_val, seed=args.seed)
@@ -85,24 +86,24 @@ def run(args) -> int:
     order_name, order = "identity", None
     if args.order != "identity":
         order_name = args.order
-        order = cli.learn_orders([args.order], setup, out / "orders", progress=not args.quiet)[args.order].order
+        order = learn_orders([args.order], setup.calib, folder.orders, cli.provenance(setup), progress=not args.quiet)[args.order].order
     references = prepare_references(setup.adapter, val, progress=not args.quiet)
     print(f"tuning on {len(fit)} fit + {len(val)} validation calibration images ({', '.join(val.ids)}), "
           f"{setup.codec_spec}, QPs {' '.join(map(str, args.qps))}, order {order_name}", file=sys.stderr)
 
-    with ResultStore(out / "results.sqlite") as store, tuning.study_cluster(args.workers, args.scheduler) as address:
+    with folder.results_store() as store, tuning.study_cluster(args.workers, args.scheduler) as address:
         ctx = tuning.TuningContext(
             fit=fit, val=val, references=references, task=setup.adapter.task, model=setup.model_spec,
             codec=setup.codec_spec, qps=list(args.qps), store=store, order_name=order_name, order=order,
             packing=args.packing, objective=args.objective, method=args.bd_method, min_overlap=args.min_overlap,
             max_task_loss=args.max_task_loss, workers=args.workers, scheduler=address, max_attempts=args.max_attempts, progress=not args.quiet,
-            bitstream_dir=str(out / "bitstreams") if args.keep_bitstreams else None, extra={"study": "tune_quantizer"},
+            bitstream_dir=str(folder.bitstreams_dir) if args.keep_bitstreams else None, extra={"study": "tune_quantizer"},
         )
         anchor, summary = tuning.code_curve(ctx, setup.quantizer_dict, "anchor")
         if anchor is None or len(anchor.qp) < 4:
             raise ValueError(f"the anchor quantizer's curve has {0 if anchor is None else len(anchor.qp)} complete QP points "
                              "(need 4); see the failed cells in results.sqlite and fix the codec setup")
-        atomic_write_json(out / "anchor.json", {"quantizer": setup.quantizer_dict, "curve": anchor.as_dict(),
+        folder.write_json("anchor.json", {"quantizer": setup.quantizer_dict, "curve": anchor.as_dict(),
                                                 "cells_coded": summary.finished, "cells_reused": summary.skipped})
         digest = tuning.setup_digest(
             model=setup.model_spec, codec=setup.codec_spec, qps=list(args.qps), packing=args.packing,
@@ -112,7 +113,7 @@ def run(args) -> int:
         )
         study, n_before = tuning.open_study(storage, args.study_name, args.seed, digest, n_startup_trials=args.startup_trials,
                                             grace_period=args.grace_period, heartbeat_interval=max(1, args.grace_period // 3),
-                                            first_params=tuning.anchor_params(anchor_spec), constrained=args.max_task_loss is not None)
+                                            first_params=None if anchor_spec.endswith(".json") else tuning.anchor_params(anchor_spec), constrained=args.max_task_loss is not None)
         if n_before == 0:
             study.set_user_attr("anchor_quantizer", setup.quantizer_dict)
             study.set_user_attr("validation_images", val.ids)
@@ -122,7 +123,7 @@ def run(args) -> int:
             study.optimize(tuning.QuantizerObjective(ctx, anchor), n_trials=remaining, catch=(tuning.TrialFailed,))
 
     rows = tuning.trials_rows(study)
-    write_csv_atomic(out / "trials.csv", rows)
+    folder.write_csv("trials.csv", rows)
     best_t = tuning.best_trial(study)
     best_number = best_t.number if best_t is not None else None
     print()
@@ -136,15 +137,15 @@ def run(args) -> int:
         extra={"objective": args.objective, "max_task_loss": args.max_task_loss, "validation_images": val.ids,
                "codec": setup.codec_spec, "qps": list(args.qps)},
     )
-    atomic_write_json(out / "best_quantizer.json", best)
+    folder.write_json("best_quantizer.json", best)
     best_curve = best_t.user_attrs.get("curve")
     curves = [Curve(**{**anchor.as_dict(), "setup": {"order": "untuned anchor"}})]
     if best_curve:
         curves.append(Curve(**{**best_curve, "setup": {"order": f"best (trial {best_number})"}}))
-    plot_rd_curves(curves, out / "rd_curves.png", anchor="untuned anchor", task_label=setup.adapter.task.name,
+    plot_rd_curves(curves, folder.rd_plot, anchor="untuned anchor", task_label=setup.adapter.task.name,
                    title=f"quantizer tuning on {len(val)} validation images, {setup.codec_spec}")
     bd = best_t.user_attrs.get("bd_rate", {})
-    atomic_write_json(out / "summary.json", {
+    folder.write_json("summary.json", {
         "study": args.study_name, "storage": storage, "objective": args.objective, "max_task_loss": args.max_task_loss,
         "n_trials": len(rows), "n_complete": len(tuning.complete_trials(study)), "best_trial": best_number,
         "best_value": best_t.value, "best_bd_rate": bd, "best_quantizer": best,

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from eval import ablation as ab
-from eval.bdrate import bd_rate
-from eval.experiment import FeatureRef, FeatureSet
+from eval.analysis.bdrate import bd_rate
+from eval.pipeline.features import FeatureRef, FeatureSet
+from eval.study_folder import OrderFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 QPS = [37, 42, 47, 52]  # 24x24 frames: lower QPs can exceed libvvenc's per-picture byte limit
@@ -36,7 +37,7 @@ def test_coding_settings_is_the_cross_product_and_checks_packings():
 def test_calibration_sizes_must_fit_the_split(tmp_path):
     calib = FeatureSet([FeatureRef(f"c{i}", f"k{i}", str(tmp_path / f"{i}.npy"), {"pixels": 1}) for i in range(3)])
     with pytest.raises(ValueError, match="--calib-sizes 4: there are 3 calibration images"):
-        ab.learn_calibration_size_orders(["identity"], calib, [4], tmp_path, {})
+        ab.learn_calibration_size_orders(["identity"], calib, [4], OrderFolder(tmp_path), {})
 
 
 def _feature_set(tmp_path, n, seed, c=6):
@@ -57,13 +58,13 @@ def test_per_image_and_calibration_size_orders_are_learned_on_their_own_data(tmp
     from reorder import make_orderer
 
     test = _feature_set(tmp_path, 3, seed=1)
-    oracle = ab.learn_per_image_orders(["tsp-correlation"], test, tmp_path / "oracle", {"model": "m"}, progress=False)
+    oracle = ab.learn_per_image_orders(["tsp-correlation"], test, OrderFolder(tmp_path / "oracle"), {"model": "m"}, progress=False)
     assert set(oracle["tsp-correlation"]) == {"img0", "img1", "img2"}
     for i, image_id in enumerate(test.ids):
         alone = make_orderer("tsp-correlation").fit([test[i]]).permutation_
         assert list(oracle["tsp-correlation"][image_id]) == list(alone)
     calib = _feature_set(tmp_path, 4, seed=2)
-    sizes = ab.learn_calibration_size_orders(["tsp-correlation"], calib, [1, 4], tmp_path / "k", {"model": "m"}, progress=False)
+    sizes = ab.learn_calibration_size_orders(["tsp-correlation"], calib, [1, 4], OrderFolder(tmp_path / "k"), {"model": "m"}, progress=False)
     assert list(sizes["tsp-correlation"][1].order) == list(make_orderer("tsp-correlation").fit(calib[:1]).permutation_)
     assert list(sizes["tsp-correlation"][4].order) == list(make_orderer("tsp-correlation").fit(calib).permutation_)
     assert sizes["tsp-correlation"][1].provenance["calibration_size"] == 1

@@ -21,12 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codec import BitstreamError, CodecError, CodecNotFoundError, TemporalPacking, TiledPacking, make_codec, make_quantizer
-from eval.cache import FeatureCache
-from eval.core import Job, check_features, code_features, run_job
-from eval.datasets import Sample, image_folder, load_image
+from eval.pipeline.cache import FeatureCache
+from eval.pipeline.cell import Job, check_features, code_features, run_job
+from eval.data.images import Sample, image_folder, load_image
 from eval.errors import FeatureError, ImageReadError
-from eval.runner import SchedulerError, run_grid
-from eval.store import ResultStore, StoreError
+from eval.pipeline.runner import SchedulerError, run_grid
+from eval.pipeline.store import ResultStore, StoreError
 
 from reorder.permutation import Permutation, PermutationError
 
@@ -412,7 +412,9 @@ def test_corrupt_results_store(tmp_path, damage):
 
 
 def test_saved_order_that_is_corrupt_is_learned_again(tmp_path):
-    from eval.experiment import FeatureRef, FeatureSet, learn_orders
+    from eval.pipeline.features import FeatureRef, FeatureSet
+    from eval.pipeline.orders import learn_orders
+    from eval.study_folder import OrderFolder
 
     rng = np.random.default_rng(0)
     refs = []
@@ -422,12 +424,12 @@ def test_saved_order_that_is_corrupt_is_learned_again(tmp_path):
         refs.append(FeatureRef(f"img{i}", f"key{i}", str(p), {"pixels": 576, "shape": [8, 6, 6]}))
     calib = FeatureSet(refs)
     out = tmp_path / "orders"
-    first = learn_orders(["tsp-correlation"], calib, out, {"model": "fake"}, progress=False)
+    first = learn_orders(["tsp-correlation"], calib, OrderFolder(out), {"model": "fake"}, progress=False)
     saved = out / "tsp-correlation.json"
     for damage in ["{ not json", json.dumps({"format": "fcm-channel-order", "order": [0, 0, 1]}), ""]:
         saved.write_text(damage)
         with pytest.warns(RuntimeWarning, match=r"saved order .*tsp-correlation\.json is unusable .*learning it again"):
-            again = learn_orders(["tsp-correlation"], calib, out, {"model": "fake"}, progress=False)
+            again = learn_orders(["tsp-correlation"], calib, OrderFolder(out), {"model": "fake"}, progress=False)
         np.testing.assert_array_equal(again["tsp-correlation"].order, first["tsp-correlation"].order)
         assert Permutation.load(saved, n_channels=8).digest() == first["tsp-correlation"].digest()  # repaired on disk
 

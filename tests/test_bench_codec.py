@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from eval import benchmarks as bm
+from eval.analysis import codec_bench as bm
 
 # --------------------------------------------------------------------------- configurations
 

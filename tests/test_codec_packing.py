@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codec import TemporalPacking, TiledPacking, make_packing
+from codec import PACKINGS, TemporalPacking, TiledPacking, make_packing
 
 
 def codes(c, h, w, seed=0, dtype=np.uint16):
@@ -75,3 +75,32 @@ def test_make_packing_specs_round_trip():
         make_packing("zigzag")
     with pytest.raises(ValueError, match="valid options: none"):
         make_packing("temporal:cols=3")
+
+
+@pytest.mark.parametrize("spec, canonical", [("temporal", "temporal"), ("tiled", "tiled"), ("TILED:cols=3", "tiled:cols=3"),
+                                             ("tiled:per_frame=16,cols=12", "tiled:cols=12,per_frame=16"),
+                                             ("tiled:cols=none", "tiled")])
+def test_packing_spec_strings_are_canonical(spec, canonical):
+    p = make_packing(spec)
+    assert p.spec() == canonical and make_packing(canonical).spec() == canonical
+    assert make_packing("tiled", cols=4).spec() == "tiled:cols=4"  # keyword options override the string's
+
+
+def test_a_registered_packing_is_made_by_name(monkeypatch):
+    monkeypatch.setattr(PACKINGS, "_classes", dict(PACKINGS._classes))
+
+    @PACKINGS.register("flipped")
+    class FlippedPacking(TemporalPacking):
+        name = "flipped"
+
+        def __init__(self, axis: int = 1):
+            self.axis = axis
+
+        def get_params(self, deep=True):
+            return {"axis": self.axis}
+
+    p = make_packing("flipped:axis=2")
+    assert isinstance(p, FlippedPacking) and p.axis == 2 and p.spec() == "flipped:axis=2"
+    assert "flipped" in PACKINGS.names()
+    with pytest.raises(ValueError, match="no option 'cols'; valid options: axis"):
+        make_packing("flipped:cols=2")

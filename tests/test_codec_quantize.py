@@ -1,11 +1,16 @@
-"""Quantizers: exact inverse on every code, monotone curves, streaming range fitting, serialisation."""
+"""Quantizers: exact inverse on every code, monotone curves, streaming range fitting, serialisation,
+scikit-learn estimator conventions and the quantizer registry."""
 import json
 
 import numpy as np
 import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 
 from codec import (
     QUANTIZER_NAMES,
+    QUANTIZERS,
+    Quantizer,
     LogQuantizer,
     MuLawQuantizer,
     PowerQuantizer,
@@ -148,11 +153,16 @@ def test_make_quantizer_spec_strings():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"bits": 12}, "bits=12"), ({"percentile": 30}, "percentile"), ({"xmin": 2.0, "xmax": 1.0}, "xmax")],
+    [({"bits": 12}, "bits=12"), ({"percentile": 30}, "percentile"), ({"xmin": 2.0, "xmax": 1.0}, "xmax"),
+     ({"shape": 0}, "shape=0")],
 )
-def test_bad_parameters(kwargs, match):
+def test_bad_parameters_raise_in_fit_and_make_quantizer(kwargs, match):
+    q = LogQuantizer(**kwargs)  # scikit-learn convention: __init__ only stores its arguments
+    assert q.get_params()[next(iter(kwargs))] == next(iter(kwargs.values()))
     with pytest.raises(ValueError, match=match):
-        UniformQuantizer(**kwargs)
+        q.fit(relu_like())
+    with pytest.raises(ValueError, match=match):
+        make_quantizer("log", **kwargs)
 
 
 def test_bad_inputs_name_the_problem():
@@ -173,7 +183,100 @@ def test_bad_inputs_name_the_problem():
 def test_get_and_set_params():
     q = LogQuantizer(bits=10, shape=20.0).fit(relu_like())
     assert q.get_params() == {"bits": 10, "percentile": 100.0, "xmin": None, "xmax": None, "shape": 20.0}
-    q.set_params(shape=5.0)
-    assert q.shape == 5.0 and not q.is_fitted
-    with pytest.raises(ValueError, match="no parameter 'mu'"):
+    table = q.table_
+    q.set_params(shape=5.0)  # does no work: the old fit stays, but no longer counts as fitted
+    assert q.shape == 5.0 and q.table_ is table and not q.is_fitted
+    with pytest.raises(NotFittedError, match="parameter changed"):
+        q.quantize(np.zeros(3))
+    q.set_params(shape=20.0)
+    assert q.is_fitted
+    with pytest.raises(ValueError, match="Invalid parameter 'mu'"):
         q.set_params(mu=3)
+
+
+# ------------------------------------------------------------------ scikit-learn conventions
+
+
+@pytest.mark.parametrize("name", QUANTIZERS.names())
+def test_clone_gives_an_equal_unfitted_quantizer(name):
+    q = make_quantizer(name, bits=10, percentile=99.0).fit(signed())
+    c = clone(q)
+    assert type(c) is type(q) and c.get_params() == q.get_params() and c is not q
+    assert not c.is_fitted and not any(k.endswith("_") for k in vars(c))
+    np.testing.assert_array_equal(c.fit(signed()).table_, q.table_)
+    assert c.to_dict() == q.to_dict()
+
+
+@pytest.mark.parametrize("name", QUANTIZERS.names())
+def test_unfitted_quantizer_raises_not_fitted_error(name):
+    q = make_quantizer(name)
+    assert not q.is_fitted
+    for call, arg in ((q.quantize, np.zeros(3)), (q.dequantize, np.zeros(3, np.uint16)),
+                      (q.transform, np.zeros(3)), (q.inverse_transform, np.zeros(3, np.uint16))):
+        with pytest.raises(NotFittedError, match="not fitted"):
+            call(arg)
+    assert issubclass(NotFittedError, ValueError) and issubclass(NotFittedError, AttributeError)
+
+
+def test_fit_follows_the_estimator_api():
+    q = UniformQuantizer()
+    assert q.fit(relu_like(), y=None) is q
+    assert {k for k in vars(q) if k.endswith("_")} == {"xmin_", "xmax_", "table_", "fitted_params_"}
+    x = relu_like()[0]
+    np.testing.assert_array_equal(q.transform(x), q.quantize(x))
+    codes = q.quantize(x)
+    np.testing.assert_array_equal(q.inverse_transform(codes), q.dequantize(codes))
+
+
+def test_fixed_range_is_fitted_by_fit_without_reading_data():
+    q = MuLawQuantizer(xmin=-2.0, xmax=2.0)
+    assert not q.is_fitted and not hasattr(q, "xmin_")
+    # described with its range like a fitted one (to_dict output is part of stored cell keys)
+    assert q.to_dict()["range"] == [-2.0, 2.0]
+    assert quantizer_from_dict(q.to_dict()).is_fitted
+
+    def never():
+        raise AssertionError("fit read calibration data for a fixed range")
+        yield
+
+    assert q.fit(never()).is_fitted and (q.xmin_, q.xmax_) == (-2.0, 2.0)
+    assert q.to_dict() == quantizer_from_dict(q.to_dict()).to_dict()
+
+
+# ------------------------------------------------------------------ registry and spec strings
+
+
+@pytest.mark.parametrize("name", QUANTIZER_NAMES)
+def test_spec_string_round_trip(name):
+    from codec.registry import format_spec
+
+    q = make_quantizer(name, bits=10, percentile=99.5, xmin=-1.5)
+    spec = format_spec(name, q.get_params())
+    q2 = make_quantizer(spec)
+    assert type(q2) is type(q) and q2.get_params() == q.get_params()
+    assert q2.to_dict() == q.to_dict()
+
+
+def test_a_registered_class_is_made_by_name(monkeypatch):
+    monkeypatch.setattr(QUANTIZERS, "_classes", dict(QUANTIZERS._classes))
+    monkeypatch.setattr(QUANTIZERS, "_aliases", dict(QUANTIZERS._aliases))
+
+    @QUANTIZERS.register("cube-root", "cbrt")
+    class CubeRootQuantizer(Quantizer):
+        name = "cube-root"
+
+        def _curve(self, u):
+            return np.cbrt(u)
+
+        def _inverse_curve(self, v):
+            return v ** 3
+
+    assert "cube-root" in QUANTIZERS.names() and CubeRootQuantizer.registry_name == "cube-root"
+    q = make_quantizer("cbrt:bits=10").fit(relu_like())
+    assert isinstance(q, CubeRootQuantizer) and q.bits == 10
+    codes = np.arange(1024, dtype=np.uint16)
+    np.testing.assert_array_equal(q.quantize(q.dequantize(codes)), codes)
+    assert isinstance(quantizer_from_dict(q.to_dict()), CubeRootQuantizer)
+    assert clone(q).get_params() == q.get_params()
+    with pytest.raises(ValueError, match="no option 'gamma'; valid options: bits, percentile, xmin, xmax"):
+        make_quantizer("cube-root", gamma=2)

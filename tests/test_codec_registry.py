@@ -1,8 +1,9 @@
-"""make_codec: spec strings and dicts, canonical spec() round trips, clear errors."""
+"""make_codec: spec strings and dicts, canonical spec() round trips, clear errors, the codec registry."""
 import pytest
 
-from codec import CODEC_NAMES, Codec, make_codec
+from codec import CODEC_NAMES, CODECS, Codec, make_codec
 from codec.backends import VVenCCodec
+from codec.backends.base import Option
 
 
 def test_default_is_vvenc_random_access():
@@ -67,7 +68,7 @@ def test_vvenc_params_string_reaches_the_command():
 @pytest.mark.parametrize(
     "spec, match",
     [
-        ("h264", "unknown codec 'h264'; valid codecs: vvenc, x265, svtav1, aom, kvazaar, ffv1, vtm"),
+        ("h264", "unknown codec 'h264'; valid names: vvenc, x265, svtav1, aom, kvazaar, ffv1, vtm"),
         ("vvenc:speed=3", "no option 'speed'; valid options: aud, bim, gop"),
         ("vvenc:preset=ultra", "not one of faster, fast, medium, slow, slower"),
         ("vvenc:mctf=maybe", "not a valid bool"),
@@ -93,3 +94,64 @@ def test_dict_needs_a_name_and_instances_pass_through():
     assert make_codec(c) is c
     with pytest.raises(TypeError):
         make_codec(3)
+
+
+# Canonical specs are part of stored cell keys: they must never change.
+DEFAULT_SPECS = {
+    "vvenc": "vvenc:aud=false,bim=false,gop=32,intra_period=32,mctf=false,poc0idr=true,preset=faster,qpa=false,threads=1",
+    "x265": "x265:chroma=420,intra_period=32,preset=medium,threads=1",
+    "svtav1": "svtav1:intra_period=32,preset=8,tf=false,threads=1",
+    "aom": "aom:chroma=420,cpu_used=6,intra_period=32,tf=false,threads=1",
+    "kvazaar": "kvazaar:gop=8,intra_period=32,preset=medium,threads=1",
+    "ffv1": "ffv1:threads=1",
+    "vtm": "vtm",
+}
+
+
+def test_default_specs_are_unchanged_and_every_module_registered():
+    assert {name: make_codec(name).spec() for name in CODEC_NAMES} == DEFAULT_SPECS
+    assert CODECS.names() == CODEC_NAMES == tuple(DEFAULT_SPECS)
+    for name in CODEC_NAMES:
+        cls = CODECS.get(name)
+        assert cls.name == name == cls.registry_name  # the decorator's name is the class's name
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("aom:chroma=400", "aom:chroma=400,cpu_used=6,intra_period=32,tf=false,threads=1"),
+        ("vtm:cfg=true,timeout=30", "vtm:cfg=true,timeout=30.0"),  # typed values written back as the spec had them
+        ("vtm:encoder=/opt/vtm/EncoderApp,timeout=1.5", "vtm:encoder=/opt/vtm/EncoderApp,timeout=1.5"),
+        ("x265:x265_params=ref=2:rd=3,bframes=none", "x265:chroma=420,intra_period=32,preset=medium,threads=1,"
+                                                      "x265_params=ref=2:rd=3"),
+        ("vvenc:threads=none,mctf=on", DEFAULT_SPECS["vvenc"].replace("mctf=false", "mctf=true")),
+    ],
+)
+def test_typed_spec_values_give_canonical_specs(spec, expected):
+    c = make_codec(spec)
+    assert c.spec() == expected
+    assert make_codec(c.spec()).spec() == expected
+
+
+def test_none_means_the_default_option():
+    assert make_codec({"name": "vvenc", "threads": None, "preset": None}).spec() == DEFAULT_SPECS["vvenc"]
+
+
+def test_a_registered_backend_is_made_by_name(monkeypatch):
+    monkeypatch.setattr(CODECS, "_classes", dict(CODECS._classes))
+    monkeypatch.setattr(CODECS, "_aliases", dict(CODECS._aliases))
+
+    @CODECS.register("toy", "toy-codec")
+    class ToyCodec(VVenCCodec):
+        name = "toy"
+        OPTIONS = {**VVenCCodec.OPTIONS, "level": Option(3, int, "toy level")}
+
+    assert ToyCodec.registry_name == "toy" and VVenCCodec.registry_name == "vvenc"
+    c = make_codec("toy-codec:level=5,preset=slow")
+    assert isinstance(c, ToyCodec) and c.get_params()["level"] == 5
+    assert c.spec().startswith("toy:") and make_codec(c.spec()) == c
+    assert make_codec({"name": "toy", "level": 5, "preset": "slow"}) == c
+    with pytest.raises(ValueError, match="no option 'speed'; valid options: aud, bim, gop, intra_period, level"):
+        make_codec("toy:speed=1")
+    with pytest.raises(ValueError, match="valid names: vvenc, .*, vtm, toy$"):
+        make_codec("h266")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eval.detection_datasets import DetectionDatasetError, coco_json, openimages_vcm
+from eval.data.detection import DetectionDatasetError, coco_json, openimages_vcm
 
 
 def _image(path, w, h):

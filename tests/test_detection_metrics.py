@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from eval.detection_metrics import (
+from eval.tasks.detection import (
     DetectionMAP50, average_precision, box_ioa, box_iou, coco_map, openimages_ap_per_class, openimages_map50,
     voc_ap_per_class, voc_map50,
 )

@@ -1,5 +1,5 @@
 """The detectron2 installer's source patching (offline, on a miniature of the v0.5 sdist) and the adapter's
-missing-install message. The real download/build runs in CI as `python -m eval.detectron2_install`."""
+missing-install message. The real download/build runs in CI as `python -m eval.install.detectron2`."""
 import importlib
 import subprocess
 import sys
@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from eval import detectron2_install as inst
+from eval.install import detectron2 as inst
 
 ORIGINAL_SETUP = "from setuptools import setup\nimport torch\nsetup(ext_modules=get_extensions())\n"
 TRANSFORM = "from PIL import Image\n\nclass ExtentTransform:\n    def __init__(self, src_rect, output_size, interp=Image.LINEAR, fill=0):\n        pass\n"

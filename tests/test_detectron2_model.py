@@ -13,7 +13,7 @@ import pytest
 from eval.models import detectron2 as d2adapter
 
 if not d2adapter.detectron2_available():
-    pytest.skip("detectron2 is not installed (run: python -m eval.detectron2_install)", allow_module_level=True)
+    pytest.skip("detectron2 is not installed (run: python -m eval.install.detectron2)", allow_module_level=True)
 
 import torch  # noqa: E402
 from skimage import data  # noqa: E402

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from eval.bdrate import RDCurveWarning, bd_psnr, bd_quality, bd_rate, check_curve
+from eval.analysis.bdrate import RDCurveWarning, bd_psnr, bd_quality, bd_rate, check_curve
 from eval.errors import RDCurveError
 
 # VCEG-M33's example curves and the 9-point "barb512" curves, with the BD values that the ETRO

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eval.cache import FeatureCache
-from eval.datasets import Sample
+from eval.pipeline.cache import FeatureCache
+from eval.data.images import Sample
 from eval.errors import FeatureError
-from eval.models.base import ModelAdapter, TaskMetric
+from eval.models.base import ModelAdapter
+from eval.tasks.base import TaskMetric
 
 
 class _Task(TaskMetric):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eval.datasets import (
+from eval.data.images import (
     DEFAULT_TEST,
     Sample,
     default_split,

@@ -9,7 +9,7 @@ import pytest
 
 import eval.install as install
 from eval.errors import WeightsNotFoundError
-from eval.weights import (
+from eval.models.weights import (
     ENV_VAR,
     MOBILENET_V2_FILENAME,
     MOBILENET_V2_SHA256,
@@ -126,9 +126,9 @@ def test_detectron2_flag_hands_over_lazily(monkeypatch, tmp_path):
     import types
 
     seen = []
-    fake = types.ModuleType("eval.detectron2_install")
+    fake = types.ModuleType("eval.install.detectron2")
     fake.main = lambda argv=None: seen.append(argv) or 0
-    monkeypatch.setitem(sys.modules, "eval.detectron2_install", fake)
+    monkeypatch.setitem(sys.modules, "eval.install.detectron2", fake)
     monkeypatch.setattr(install, "install_mobilenet_weights", lambda *a, **k: tmp_path / MOBILENET_V2_FILENAME)
     assert install.main([]) == 0 and seen == []
     assert install.main(["--detectron2"]) == 0 and seen == [[]]

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from eval.metrics import bits_per_pixel, feature_psnr, mse
+from eval.analysis.metrics import bits_per_pixel, feature_psnr, mse
 
 
 def test_mse_and_psnr_known_values():

@@ -11,11 +11,12 @@ import sys
 import numpy as np
 import pytest
 
-from eval.datasets import sample_photos
+from eval.data.images import sample_photos
 from eval.errors import FeatureError, WeightsNotFoundError
-from eval.metrics import feature_psnr
-from eval.models import MODEL_NAMES, make_model
-from eval.models.mobilenet import KLFidelity, window_positions
+from eval.analysis.metrics import feature_psnr
+from eval.models import MODELS, make_model
+from eval.models.mobilenet import window_positions
+from eval.tasks.classification import KLFidelity
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -154,10 +155,10 @@ def test_kl_fidelity_known_values():
 
 
 def test_registry_is_lazy():
-    assert MODEL_NAMES[0] == "mobilenet_v2" and "detectron2" in MODEL_NAMES
+    assert "mobilenet_v2" in MODELS.names() and "detectron2" in MODELS.names()
     with pytest.raises(ValueError, match="unknown model 'resnet'"):
         make_model("resnet")
-    code = ("import sys, eval.models, eval.install, eval.datasets, eval.cache, eval.bdrate, eval.metrics; "
+    code = ("import sys, eval.models, eval.install, eval.data.images, eval.pipeline.cache, eval.analysis.bdrate, eval.analysis.metrics; "
             "heavy = [m for m in ('torch', 'torchvision', 'detectron2') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eval.grouping import GroupingError, grouping_provenance, order_from_groups, parse_groups, read_groups
+from reorder.grouping import GroupingError, grouping_provenance, order_from_groups, parse_groups, read_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,7 +90,7 @@ def _make_order(*args):
 
 
 def test_cli_writes_an_order_file_search_order_accepts(tmp_path):
-    from eval.experiment import load_order_files
+    from eval.pipeline.orders import load_order_files
 
     groups = tmp_path / "mine.txt"
     groups.write_text("10 11 12\n0 143\n")

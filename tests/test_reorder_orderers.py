@@ -8,17 +8,17 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.exceptions import NotFittedError
 
+from codec.registry import parse_spec
 from reorder import (
     ORDER_NAMES,
     FixedOrder,
     IdentityOrder,
-    NotFittedError,
     Permutation,
     SortOrder,
     TSPOrder,
     make_orderer,
-    parse_name,
 )
 
 
@@ -117,7 +117,7 @@ def test_sklearn_conventions():
     assert list(o.get_params()) == names
     assert o.get_params()["metric"] == "mse"
     assert o.set_params(normalization="zscore") is o and o.normalization == "zscore"
-    with pytest.raises(ValueError, match="no parameter 'metrik'"):
+    with pytest.raises(ValueError, match="Invalid parameter 'metrik'"):
         o.set_params(metrik="mse")
     with pytest.raises(NotFittedError, match="not fitted"):
         o.transform(np.zeros((10, 2, 2)))
@@ -125,7 +125,7 @@ def test_sklearn_conventions():
 
 
 def test_make_orderer_parses_options():
-    assert parse_name("tsp-correlation:normalization=zscore,solver=lkh,start=3,time_budget=1.5") == (
+    assert parse_spec("tsp-correlation:normalization=zscore,solver=lkh,start=3,time_budget=1.5") == (
         "tsp-correlation", {"normalization": "zscore", "solver": "lkh", "start": 3, "time_budget": 1.5})
     o = make_orderer("tsp-correlation:normalization=zscore,solver=lkh")
     assert isinstance(o, TSPOrder)

@@ -9,12 +9,12 @@ from hypothesis import strategies as st
 
 from reorder.tsp import (
     EXACT_MAX_N,
-    _two_opt_pass,
     available_solvers,
     local_search,
     path_cost,
     solve_path,
 )
+from reorder.tsp.heuristics import _two_opt_pass
 
 
 def random_matrix(n, seed, kind="uniform"):

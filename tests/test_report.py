@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from eval.report import bd_table, build_curves, format_table
+from eval.analysis.curves import bd_table, build_curves, format_table
 
 
 class MeanTask:

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from dask.distributed import LocalCluster
 
-from eval.core import Job
-from eval.runner import WORKER_ENV, absolute_paths, run_grid
-from eval.store import ResultStore
+from eval.pipeline.cell import Job
+from eval.pipeline.runner import WORKER_ENV, absolute_paths, run_grid
+from eval.pipeline.store import ResultStore
 
 
 def make_job(i: int, qp: int = 22, feature_path: str = "/nonexistent.npy") -> Job:
@@ -48,7 +48,7 @@ def crash_on_img1(job: Job) -> dict:
 
 def environment_row(job: Job) -> dict:
     """Reports the worker's thread settings after the core's own thread limiting."""
-    from eval.core import _limit_threads
+    from eval.pipeline.cell import _limit_threads
 
     import torch
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eval import datasets
+from eval.data import images as datasets
 
 pytestmark = pytest.mark.slow
 

@@ -17,13 +17,13 @@ from eval.models.detectron2 import detectron2_available
 
 pytestmark = [pytest.mark.detectron2, pytest.mark.slow]
 if not detectron2_available():
-    pytest.skip("detectron2 is not installed (run: python -m eval.detectron2_install)", allow_module_level=True)
+    pytest.skip("detectron2 is not installed (run: python -m eval.install.detectron2)", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def coco_set(tmp_path):
-    from eval.datasets import sample_photos
+    from eval.data.images import sample_photos
 
     images, annotations = [], []
     folder = tmp_path / "images"

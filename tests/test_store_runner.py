@@ -5,9 +5,10 @@ import sqlite3
 
 import pytest
 
-from eval.core import Job
-from eval.runner import run_grid
-from eval.store import ResultStore, StoreError, write_csv_atomic
+from eval.pipeline.cell import Job
+from eval.pipeline.runner import run_grid
+from codec.files import write_csv
+from eval.pipeline.store import ResultStore, StoreError
 
 
 def make_job(i: int, qp: int = 22, order_name: str = "identity") -> Job:
@@ -116,7 +117,7 @@ def test_corrupt_store_file_gives_clear_error(tmp_path):
 
 
 def test_csv_written_atomically_with_json_cells(tmp_path):
-    out = write_csv_atomic(tmp_path / "x.csv", [{"a": 1, "b": {"k": 2}}, {"a": 3}])
+    out = write_csv(tmp_path / "x.csv", [{"a": 1, "b": {"k": 2}}, {"a": 3}])
     lines = out.read_text().splitlines()
     assert lines[0] == "a,b"
     assert json.loads(lines[1].split(",", 1)[1].strip('"').replace('""', '"')) == {"k": 2}

@@ -13,7 +13,7 @@ import pytest
 from codec import make_quantizer, quantizer_from_dict
 from eval import tuning
 from eval.errors import RDCurveError
-from eval.report import Curve
+from eval.analysis.curves import Curve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +57,7 @@ def test_anchor_params_round_trip():
 
 
 def test_split_calibration_is_reproducible_and_disjoint():
-    from eval.datasets import Sample
+    from eval.data.images import Sample
 
     samples = [Sample(f"img{i}", None) for i in range(7)]
     fit, val = tuning.split_calibration(samples, 3, seed=0)
@@ -220,14 +220,13 @@ def test_study_runs_resumes_and_its_best_quantizer_is_accepted(tmp_path):
     assert json.loads((out / "anchor.json").read_text())["cells_coded"] == 0  # the anchor came from the store
 
     # the saved best quantizer is what search_order --quantizer FILE uses (range kept, not refitted)
-    from eval import cli
-    from eval.experiment import prepare_setup
+    from eval.pipeline.setup import prepare_setup
 
     saved = json.loads((out / "best_quantizer.json").read_text())
     best_value = min(v for _, s, v in second if s == "COMPLETE")
     assert saved["tuning"]["value"] == pytest.approx(best_value)
-    spec = cli.quantizer_spec(str(out / "best_quantizer.json"))
-    from eval.datasets import default_split
+    spec = str(out / "best_quantizer.json")
+    from eval.data.images import default_split
 
     calib, test = default_split()
     setup = prepare_setup({"name": "mobilenet_v2", "kwargs": {"short_side": 96, "window": 64, "window_stride": 32}},

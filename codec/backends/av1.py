@@ -20,12 +20,13 @@ codec's QP set separately (e.g. by matching bits) before comparing RD curves.
 """
 from __future__ import annotations
 
-from .base import Option, int_range
+from .base import CODECS, Option, int_range
 from .ffmpeg_base import FFmpegCodec, join_params
 
 __all__ = ["SvtAv1Codec", "AomCodec"]
 
 
+@CODECS.register("svtav1")
 class SvtAv1Codec(FFmpegCodec):
     """SVT-AV1. Options: preset (0..13, default 8), intra_period (32), tf (false),
     svtav1_params (extra, ':'-separated, applied last), threads (1)."""
@@ -58,6 +59,7 @@ class SvtAv1Codec(FFmpegCodec):
         return ["-preset", str(self.options["preset"]), "-qp", str(qp), "-svtav1-params", self.svtav1_params()]
 
 
+@CODECS.register("aom")
 class AomCodec(FFmpegCodec):
     """libaom AV1. Options: cpu_used (0..8, default 6), intra_period (32),
     chroma (420|400), tf (false), aom_params (extra, ':'-separated), threads (1)."""

@@ -1,9 +1,14 @@
 """The codec interface: :class:`Codec`, :class:`Bitstream` and typed options.
 
 A backend declares its options in ``OPTIONS`` (name -> :class:`Option`); the
-base class validates and converts them (so ``"preset=faster"`` strings from a
-registry spec and Python keyword values behave the same) and builds the
-canonical :meth:`Codec.spec` string that every result row records.
+base class validates and converts them (so values typed by
+:func:`codec.registry.parse_spec` from a spec string and Python keyword values
+behave the same) and builds the canonical :meth:`Codec.spec` string that every
+result row records (it is part of stored cell keys, so it must not change).
+
+Every backend class joins :data:`CODECS` with ``@CODECS.register("name")``
+where it is defined; the registry imports every module of
+:mod:`codec.backends` on first lookup, so a new backend is one new file there.
 """
 from __future__ import annotations
 
@@ -15,8 +20,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import BitstreamError
+from ..registry import Registry
 
-__all__ = ["Bitstream", "Codec", "Option", "format_value"]
+__all__ = ["Bitstream", "CODECS", "Codec", "Option", "format_value"]
+
+#: Codec backends by name; filled by ``@CODECS.register(...)`` in each module of :mod:`codec.backends`.
+CODECS = Registry("codec", package="codec.backends")
 
 
 @dataclass
@@ -64,7 +73,11 @@ class Option:
 
     ``kind`` is int, float, bool or str; ``choices`` limits the values;
     ``check`` returns an error text (or None) for further constraints.
-    ``default=None`` means "not set" (the option is left out of the spec).
+    ``default=None`` means "not set" (the option is left out of the spec);
+    a value of None means the default. Values may arrive as text or already
+    typed (spec strings are typed by :func:`codec.registry.coerce_value`):
+    a ``str`` option writes them back as the spec would (``true``/``false``
+    for booleans), so ``make_codec(c.spec()).spec() == c.spec()``.
     """
 
     default: Any
@@ -97,7 +110,7 @@ class Option:
                     raise ValueError
                 value = float(value)
             else:
-                value = str(value)
+                value = format_value(value)
         except (TypeError, ValueError):
             raise ValueError(f"codec {codec!r}: option {key}={value!r} is not a valid {kind.__name__}") from None
         if kind is str and "," in value:
@@ -122,7 +135,8 @@ class Codec(abc.ABC):
 
     Subclasses set ``name``, ``grid`` (frame height and width must be
     multiples of it), ``qp_range`` (inclusive), ``bit_depths`` and ``OPTIONS``,
-    and implement :meth:`_encode` / :meth:`_decode`. The base class validates
+    and implement :meth:`_encode` / :meth:`_decode`, and join the registry with
+    ``@CODECS.register(name)`` (the same ``name``). The base class validates
     inputs and outputs so every backend fails the same way.
     """
 
@@ -141,8 +155,8 @@ class Codec(abc.ABC):
             )
         self.options: dict[str, Any] = {}
         for key, opt in self.OPTIONS.items():
-            value = options.get(key, opt.default)
-            self.options[key] = opt.convert(self.name, key, value)
+            value = options.get(key)
+            self.options[key] = opt.convert(self.name, key, opt.default if value is None else value)
         self._check_options()
 
     def _check_options(self) -> None:

@@ -6,12 +6,13 @@ container's few bytes per frame).
 """
 from __future__ import annotations
 
-from .base import Option, int_range
+from .base import CODECS, Option, int_range
 from .ffmpeg_base import FFmpegCodec
 
 __all__ = ["FFV1Codec"]
 
 
+@CODECS.register("ffv1")
 class FFV1Codec(FFmpegCodec):
     """Lossless FFV1 (level 3, slice CRCs so corruption is detected). Options: threads (1)."""
 

@@ -8,7 +8,7 @@ kvazaar's ``,``).
 """
 from __future__ import annotations
 
-from .base import Option, int_range
+from .base import CODECS, Option, int_range
 from .ffmpeg_base import FFmpegCodec
 
 __all__ = ["KvazaarCodec"]
@@ -16,6 +16,7 @@ __all__ = ["KvazaarCodec"]
 _PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 
 
+@CODECS.register("kvazaar")
 class KvazaarCodec(FFmpegCodec):
     """Kvazaar HEVC. Options: preset (default medium), intra_period (32), gop (8|16|0),
     kvazaar_params, threads (1)."""

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import BitstreamError, CodecError, CodecNotFoundError
 from ..ffmpeg import log_tail
-from .base import Bitstream, Codec, Option
+from .base import CODECS, Bitstream, Codec, Option
 from .ffmpeg_base import frames_to_planar, planar_to_luma
 
 __all__ = ["VTMCodec", "vtm_encoder_command", "vtm_decoder_command", "ENV_VTM"]
@@ -64,6 +64,7 @@ def _run(argv: list[str], cwd: str, timeout: float | None) -> tuple[int, str]:
     return proc.returncode, (proc.stdout + proc.stderr).decode("utf-8", "replace")
 
 
+@CODECS.register("vtm")
 class VTMCodec(Codec):
     """VTM EncoderApp/DecoderApp by path. Options: encoder, decoder, cfg (paths;
     default: $FCM_VTM_ENCODER, $FCM_VTM_DECODER, $FCM_VTM_CFG), timeout (seconds

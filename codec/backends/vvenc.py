@@ -34,12 +34,13 @@ Settings and why:
 """
 from __future__ import annotations
 
-from .base import Option, int_range
+from .base import CODECS, Option, int_range
 from .ffmpeg_base import FFmpegCodec, join_params
 
 __all__ = ["VVenCCodec"]
 
 
+@CODECS.register("vvenc")
 class VVenCCodec(FFmpegCodec):
     """VVenC (libvvenc in ffmpeg), decoded with ffmpeg's native VVC decoder.
 

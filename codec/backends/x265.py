@@ -16,7 +16,7 @@
 """
 from __future__ import annotations
 
-from .base import Option, int_range
+from .base import CODECS, Option, int_range
 from .ffmpeg_base import FFmpegCodec, join_params
 
 __all__ = ["X265Codec"]
@@ -24,6 +24,7 @@ __all__ = ["X265Codec"]
 _PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 
 
+@CODECS.register("x265")
 class X265Codec(FFmpegCodec):
     """x265 HEVC encoder. Options: preset (default medium), intra_period (32),
     bframes (None = preset default), chroma (420|400), x265_params (extra,

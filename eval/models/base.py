@@ -2,46 +2,22 @@
 
 A :class:`ModelAdapter` splits a network at one layer: :meth:`~ModelAdapter.head`
 turns an image into the feature map that gets coded, :meth:`~ModelAdapter.tail`
-turns (decoded) features into the task output. Its :class:`TaskMetric` compares
-a task output on decoded features with the output on the original features (or
-with ground truth) per image, and aggregates per-image statistics into the one
-set-level score that becomes the task axis of an RD curve.
-
-Per-image statistics are kept separate from the set-level score on purpose:
-set-level metrics such as mAP or a mean KL are not means of per-image scores,
-so results store sufficient statistics and aggregate them per curve point.
+turns (decoded) features into the task output, and ``task`` is the
+:class:`eval.tasks.base.TaskMetric` that scores it. Models know which task metric they
+feed; the metrics themselves live in :mod:`eval.tasks` and know no model.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["ModelAdapter", "TaskMetric"]
+if TYPE_CHECKING:
+    from eval.tasks.base import TaskMetric
 
-
-class TaskMetric(abc.ABC):
-    """How good a task output is, per image and over a set.
-
-    Subclasses set ``name`` (recorded with results) and ``higher_is_better``.
-    """
-
-    name: str = "task"
-    higher_is_better: bool = True
-
-    @abc.abstractmethod
-    def image_stats(self, output: Any, reference_output: Any, annotation: Any = None) -> dict:
-        """JSON-serialisable statistics of one image's ``output`` against ``reference_output`` / ``annotation``."""
-
-    @abc.abstractmethod
-    def aggregate(self, stats: Sequence[dict]) -> float:
-        """The set-level score from the per-image statistics of one RD point."""
-
-    def summary(self, stats: Sequence[dict]) -> dict:
-        """Set-level score plus any secondary figures, as ``{name: value}`` (default: just the score)."""
-        return {self.name: float(self.aggregate(stats))}
+__all__ = ["ModelAdapter"]
 
 
 class ModelAdapter(abc.ABC):

@@ -9,7 +9,7 @@ then tail is bitwise equal to ``model([inputs])`` in eval mode.
 Preprocessing is detectron2's ``DefaultPredictor``'s: RGB uint8 -> the config's INPUT.FORMAT (BGR for
 the model zoo), ResizeShortestEdge to INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST (800 / 1333 by default).
 
-detectron2 itself is installed by ``python -m eval.detectron2_install`` (the registry's pure-Python
+detectron2 itself is installed by ``python -m eval.install.detectron2`` (the registry's pure-Python
 v0.5 sdist, patched at build time: see that module) and imported only when an adapter is built, so
 this module imports without it.
 """
@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.detection_metrics import DetectionMAP50
+from eval.tasks.detection import DetectionMAP50
+from eval.models import MODELS
 from eval.models.base import ModelAdapter
 
 __all__ = ["Detectron2Adapter", "detectron2_available", "model_zoo_config_path", "save_model_zoo_pkl"]
@@ -31,7 +32,7 @@ __all__ = ["Detectron2Adapter", "detectron2_available", "model_zoo_config_path",
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "COCO-Detection/faster_rcnn_X_101_32x8d_FPN_3x.yaml"
-INSTALL_HINT = "run: python -m eval.detectron2_install"
+INSTALL_HINT = "run: python -m eval.install.detectron2"
 
 
 def _import_detectron2():
@@ -96,6 +97,7 @@ def save_model_zoo_pkl(model, path: str | os.PathLike, author: str = "fcm-reorde
     os.replace(tmp, path)
 
 
+@MODELS.register("detectron2")
 class Detectron2Adapter(ModelAdapter):
     """detectron2 FPN detector split after res2 (C2: 256 channels, stride 4).
 

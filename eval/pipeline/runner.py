@@ -1,0 +1,373 @@
+"""Run a grid of cells inline or on Dask distributed, storing each row as it finishes.
+
+Executor choice: with ``workers == 1`` and no scheduler, jobs run inline in this process
+(simple to debug, no start-up cost). Otherwise they go to Dask distributed: a
+``LocalCluster`` of single-threaded worker processes sized to the request (default: the
+machine's cores), or an existing cluster given by ``scheduler`` address.
+
+Why features travel as files on a shared path, not as arrays in the task graph
+------------------------------------------------------------------------------
+A job carries the *paths* of its cached features and reference output, never the arrays:
+a detectron2 C2 map is ~56 MB of float32 and one image is coded at every order x QP, so
+shipping arrays would copy each map dozens of times through the scheduler (which keeps
+task arguments in its own memory) and make a job's size depend on the model. A path is a
+few bytes; each worker reads the one ``.npy`` it needs, once per cell. This needs the
+feature cache on a path every worker can read under the same name: on a ``LocalCluster``
+that is this machine's disk; on a ``--scheduler`` cluster it must be a shared file system
+mounted at the same place on every host. :func:`run_grid` therefore makes every path in a
+job absolute before submitting it (a relative ``.cache/features`` would otherwise be
+resolved against each worker's own working directory), and the same holds for the
+bitstream folder the workers write into. Workers also need this package importable
+(``pip install -e .`` on every host) because jobs name :func:`eval.pipeline.cell.run_job` by module.
+
+Rows come back to this driver, which is the only writer of the
+:class:`~eval.pipeline.store.ResultStore`: finished rows survive any crash (each is committed on
+its own), and a re-run submits only the cells whose key is not finished yet.
+
+Failures
+--------
+A cell that fails (codec error, bad file, a job function that raised) is recorded with its
+error and retried up to ``max_attempts`` times in total, counting earlier runs; the rest go
+on. A cell whose worker process *dies* (segfault, ``os._exit``, out-of-memory kill) has
+already been retried by the cluster itself (``distributed.scheduler.allowed-failures``
+times on fresh workers) before Dask gives up with ``KilledWorker``; it is recorded as an
+error row at once and not resubmitted in this run (it would most likely kill another
+worker), and a later run retries it within ``max_attempts``.
+
+The local cluster runs one single-threaded worker process per requested worker, with
+``OMP_NUM_THREADS``/``MKL_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` = 1 in their environment
+(``run_job`` also pins torch to one thread), and a scheduler that hands each worker one
+cell at a time (``worker-saturation`` 1.0): cells are long, so nothing is lost by not
+queueing a second cell on a worker, and a crashing cell then never takes a queued
+neighbour down with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+from eval.pipeline.cell import Job, run_job
+from eval.pipeline.store import ResultStore
+
+__all__ = ["RunSummary", "run_grid", "SchedulerError", "default_workers", "absolute_paths", "start_local_cluster", "WORKER_ENV"]
+
+log = logging.getLogger(__name__)
+
+#: environment of LocalCluster worker processes: one thread per worker, one worker per core
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+class SchedulerError(RuntimeError):
+    """The Dask scheduler cannot be reached or the cluster cannot start."""
+
+
+@dataclass
+class RunSummary:
+    total: int  # cells in the grid
+    skipped: int  # already finished before this run
+    finished: int  # finished in this run
+    failed: int  # still failing after this run
+    gave_up: int  # not tried: max_attempts already used up
+
+
+def default_workers() -> int:
+    """One worker per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="cell", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+
+
+def absolute_paths(job: Job) -> Job:
+    """``job`` with its feature, reference and bitstream paths made absolute (for remote workers).
+
+    The cell key does not depend on these paths, so the job stays the same cell.
+    """
+    changes = {}
+    for name in ("feature_path", "reference_path", "bitstream_dir"):
+        value = getattr(job, name)
+        if value and not os.path.isabs(value):
+            changes[name] = os.path.abspath(value)
+    return dataclasses.replace(job, **changes) if changes else job
+
+
+def run_grid(
+    jobs: Sequence[Job],
+    store: ResultStore,
+    workers: int = 1,
+    scheduler: str | None = None,
+    max_attempts: int = 2,
+    progress: bool = True,
+    desc: str = "coding",
+    on_row: Callable[[dict], None] | None = None,
+    fn: Callable[[Job], dict] = run_job,
+    scheduler_timeout: float = 15.0,
+    executor: str = "auto",
+) -> RunSummary:
+    """Run every job whose key is not finished in ``store``; return what happened.
+
+    Duplicated jobs (same key) run once. ``fn`` turns a job into a row (default
+    :func:`eval.pipeline.cell.run_job`; must be importable by the workers, i.e. defined in a
+    module, not in ``__main__``). ``scheduler_timeout`` is how long (seconds) to try to
+    reach ``scheduler`` before raising :class:`SchedulerError`. ``executor`` is
+    ``"auto"`` (inline for one worker without a scheduler, else Dask), ``"inline"`` or
+    ``"dask"`` (a LocalCluster even for one worker, e.g. to time the cluster itself).
+    """
+    if executor not in ("auto", "inline", "dask"):
+        raise ValueError(f"executor={executor!r}; use 'auto', 'inline' or 'dask'")
+    if executor == "inline" and scheduler is not None:
+        raise ValueError("executor='inline' runs in this process; drop the scheduler address or use executor='dask'")
+    if int(max_attempts) < 1:
+        raise ValueError(f"max_attempts={max_attempts!r}; use 1 or more (tries per failing cell, counted across runs)")
+    if scheduler is None and int(workers) < 1:
+        raise ValueError(f"workers={workers!r}; use 1 (inline) or more (Dask LocalCluster)")
+    unique: dict[str, Job] = {}
+    for job in jobs:
+        unique.setdefault(job.key, job)
+    done = store.finished_keys()
+    tried = store.attempts()
+    todo = [j for k, j in unique.items() if k not in done and tried.get(k, 0) < max_attempts]
+    gave_up = sum(1 for k in unique if k not in done and tried.get(k, 0) >= max_attempts)
+    summary = RunSummary(total=len(unique), skipped=len(unique) - len(todo) - gave_up, finished=0, failed=0, gave_up=gave_up)
+    if gave_up:
+        log.warning("%d cells failed %d times before and are not retried (raise --max-attempts to retry)", gave_up, max_attempts)
+    if not todo:
+        return summary
+
+    budget = {j.key: max_attempts - tried.get(j.key, 0) for j in todo}
+    bar = _progress(len(todo), desc, progress)
+
+    def record(row: dict, job: Job, retry: bool = True) -> bool:
+        """Store a row; return True if the job should be retried now."""
+        try:
+            store.put(row)
+        except ValueError as exc:  # a row the store cannot hold (bad status, not JSON): record why instead
+            row = _failure_row(job, exc)
+            store.put(row)
+        if on_row is not None:
+            on_row(row)
+        if row["status"] == "ok":
+            summary.finished += 1
+            bar.update(1)
+            return False
+        budget[job.key] -= 1
+        if retry and budget[job.key] > 0:
+            log.warning("cell %s (%s, %s, qp %s) failed, retrying: %s", job.key[:8], job.image_id, job.order_name, job.qp, row["error"])
+            return True
+        summary.failed += 1
+        bar.update(1)
+        bar.set_postfix(failed=summary.failed, refresh=False)
+        log.error("cell %s (%s, %s, qp %s) failed: %s", job.key[:8], job.image_id, job.order_name, job.qp, row["error"])
+        return False
+
+    try:
+        if executor == "inline" or (executor == "auto" and workers <= 1 and scheduler is None):
+            _run_inline(todo, record, fn)
+        else:
+            _run_dask([absolute_paths(j) for j in todo], record, workers, scheduler, fn, scheduler_timeout)
+    finally:
+        bar.close()
+    return summary
+
+
+def _call(fn, job: Job) -> dict:
+    """Inline call with the same contract as a Dask task: an exception becomes an error row."""
+    try:
+        return _checked_row(fn(job), job)
+    except Exception as exc:  # noqa: BLE001 - recorded against the cell, the grid goes on
+        return _failure_row(job, exc)
+
+
+def _run_inline(todo: Iterable[Job], record, fn) -> None:
+    if fn is run_job:  # inline jobs share this process: leave its thread settings alone
+        fn = functools.partial(run_job, single_thread=False)
+    for job in todo:
+        while record(_call(fn, job), job):
+            pass
+
+
+def _failure_row(job: Job, exc: BaseException, error: str | None = None) -> dict:
+    row = job.describe()
+    row.update(status="error", error=error or f"{type(exc).__name__}: {exc}".strip())
+    return row
+
+
+def _checked_row(row, job: Job) -> dict:
+    """A job function's result, checked to be a storable row for this job."""
+    if not isinstance(row, dict) or row.get("status") not in ("ok", "error"):
+        raise TypeError(f"job function returned {type(row).__name__}, not a row dict with status 'ok' or 'error'")
+    if row.get("key") != job.key:
+        raise ValueError(f"job function returned a row for key {row.get('key')!r}, expected {job.key!r}")
+    return row
+
+
+def _killed_message(job: Job, exc: BaseException) -> str:
+    tries = getattr(exc, "allowed_failures", None)
+    tries = f"{tries + 1} workers" if isinstance(tries, int) else "its worker"
+    return (
+        f"KilledWorker: the worker process died while coding this cell ({tries} tried it): a crash in the codec or "
+        "model, or out of memory; re-run to retry it, or use fewer --workers if memory is short"
+    )
+
+
+def start_local_cluster(workers: int):
+    """A Dask ``LocalCluster`` of ``workers`` single-threaded worker processes on loopback: the package's only builder.
+
+    One thread per worker and one worker per core (BLAS/OpenMP pinned to one thread in
+    the workers), no dashboard, and the scheduler's small HTTP server on a free port (the
+    default 8787 clashes with any other cluster on the machine). Raises :class:`SchedulerError`
+    with what to do when the cluster cannot start.
+    """
+    import dask
+    from dask.distributed import LocalCluster
+
+    try:
+        with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+            return LocalCluster(
+                n_workers=int(workers),
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",  # this machine only: nothing listens on outside interfaces
+                dashboard_address=None,
+                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+                silence_logs=logging.ERROR,
+                env=dict(WORKER_ENV),
+            )
+    except Exception as exc:  # noqa: BLE001 - ports, spawn failures, resource limits
+        raise SchedulerError(
+            f"cannot start a Dask LocalCluster of {workers} workers ({type(exc).__name__}: {exc}); "
+            "run with --workers 1 (inline) or start a cluster and pass --scheduler ADDRESS (a script that "
+            "calls run_grid must do so under `if __name__ == '__main__':`, as worker processes re-import it)"
+        ) from exc
+
+
+def _connect(workers: int, scheduler: str | None, timeout: float):
+    """A Dask client on a new LocalCluster or on the cluster at ``scheduler``; SchedulerError otherwise."""
+    from dask.distributed import Client
+
+    if scheduler is None:
+        cluster = start_local_cluster(workers)
+        try:
+            return Client(cluster, timeout=f"{max(timeout, 30)}s"), cluster
+        except BaseException:
+            cluster.close()
+            raise
+    _check_address(scheduler, timeout)
+    try:
+        return Client(scheduler, timeout=f"{timeout}s"), None
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise _unreachable(scheduler, " ".join(str(exc).split()) or type(exc).__name__) from exc
+
+
+def _unreachable(address: str, detail: str) -> SchedulerError:
+    return SchedulerError(
+        f"cannot reach Dask scheduler at {address!r} ({detail}); check the address (tcp://HOST:8786) and that "
+        "`dask scheduler` is running there, or drop --scheduler to use local workers"
+    )
+
+
+def _check_address(address: str, timeout: float) -> None:
+    """Refuse a malformed address and, for tcp, a closed port, before a Client is made.
+
+    A plain socket answers "connection refused" at once (Dask's client would keep retrying
+    until its timeout) and leaves no half-made Client behind to complain when collected.
+    """
+    import socket
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(str(address))
+        host, port = parse_host_port(location) if scheme == "tcp" else (None, None)
+    except (ValueError, TypeError) as exc:
+        raise SchedulerError(
+            f"--scheduler {address!r} is not a Dask scheduler address ({exc}); use tcp://HOST:8786, "
+            "or drop --scheduler to use local workers"
+        ) from exc
+    if scheme != "tcp":
+        return  # tls://, ws://, ...: Dask's own connection attempt reports those
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except socket.timeout as exc:
+        raise _unreachable(address, f"no answer within {timeout:g} s") from exc
+    except OSError as exc:
+        raise _unreachable(address, exc.strerror or str(exc)) from exc
+
+
+@contextlib.contextmanager
+def _quiet_dask_logs():
+    """Keep the in-process scheduler's and nannies' chatter off the study's stderr unless debugging (-v).
+
+    Failures that matter come back as error rows; what Dask logs below ERROR here (workers
+    registering, a slow worker killed at shutdown) is noise to a study's user.
+    """
+    dask_log = logging.getLogger("distributed")
+    before = dask_log.level
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:
+        dask_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        dask_log.setLevel(before)
+
+
+def _run_dask(todo: Sequence[Job], record, workers: int, scheduler: str | None, fn, timeout: float) -> None:
+    import uuid
+
+    try:
+        from dask.distributed import as_completed
+        from distributed.scheduler import KilledWorker
+    except ImportError as exc:  # pragma: no cover - distributed is a dependency
+        raise SchedulerError("dask.distributed is not installed: pip install distributed") from exc
+
+    with _quiet_dask_logs():
+        client, cluster = _connect(workers, scheduler, timeout)
+        tries: dict[str, int] = {}
+        run_token = uuid.uuid4().hex[:8]  # a shared scheduler may see the same cells from another run
+
+        def submit(job: Job):
+            tries[job.key] = tries.get(job.key, 0) + 1
+            # readable task names on a dashboard; unique per run and try, so a retry is a new task
+            key = f"cell-{job.key[:12]}-{run_token}-{tries[job.key]}"
+            return client.submit(_checked_call, fn, job, key=key, pure=False)
+
+        try:
+            futures = {submit(job): job for job in todo}
+            pending = as_completed(list(futures))
+            for fut in pending:
+                job = futures.pop(fut)
+                retry = True
+                try:
+                    row = fut.result()
+                except KilledWorker as exc:  # the cluster already retried it on fresh workers
+                    row, retry = _failure_row(job, exc, _killed_message(job, exc)), False
+                except Exception as exc:  # noqa: BLE001 - fn raised, unpicklable result, ...
+                    row = _failure_row(job, exc)
+                finally:
+                    fut.release()
+                if record(row, job, retry=retry):
+                    retry_fut = submit(job)
+                    futures[retry_fut] = job
+                    pending.add(retry_fut)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _checked_call(fn, job: Job) -> dict:
+    """Task body on a worker: run ``fn`` and check that it returned a row for ``job``."""
+    return _checked_row(fn(job), job)

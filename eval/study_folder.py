@@ -1,0 +1,299 @@
+"""A study's output folder: the one module that knows its layout.
+
+::
+
+    OUT/
+      results.sqlite           every coded cell as it finishes (the resumable store)
+      results.csv              the finished rows, one per image x order x QP (RESULT_COLUMNS)
+      summary.json             BD-rate table, curves, notes and the run's settings
+      rd_curves.png            bpp against feature PSNR and against the task metric
+      orders/NAME.json         each order with its provenance (NAME made filesystem-safe)
+      orders/NAME.distance.npy the calibration distance matrix a learned order was solved on
+      figures/                 BD-rate bars, channel mosaics, similarity heat maps
+      bitstreams/KEY.bin       every bitstream (with --keep-bitstreams)
+
+Studies and notebooks ask this module for paths and hand it in-memory results;
+it writes them (atomically) and draws the figures from the same in-memory data, so
+nothing is written and then read back within one run.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from codec.files import atomic_write_json, write_csv
+from eval.plots import bd_rate_bars, mosaic_comparison, similarity_heatmap
+from eval.plots._checks import check_features
+from eval.plots._png import plain_text
+from reorder import validate_order
+
+__all__ = ["StudyFolder", "OrderFolder", "RESULT_COLUMNS", "safe_name", "study_figures"]
+
+logger = logging.getLogger(__name__)
+
+RESULT_COLUMNS = [
+    "image_id", "order", "qp", "bits", "pixels", "bpp", "feature_psnr", "feature_mse", "task_stats",
+    "codec", "quantizer", "packing", "order_digest", "encode_seconds", "decode_seconds", "tail_seconds",
+    "status", "error", "key",
+]
+
+
+def safe_name(name: str) -> str:
+    """A name as a file name: characters other than letters, digits, ``-_.`` become ``_``."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name))
+
+
+def _file_names(names: list[str]) -> dict[str, str]:
+    """name -> distinct safe file stem (a ``-2``, ``-3``... suffix when two names map to the same stem)."""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for name in names:
+        stem, k = safe_name(name), 1
+        while stem in used:
+            k += 1
+            stem = f"{safe_name(name)}-{k}"
+        used.add(stem)
+        out[name] = stem
+    return out
+
+
+def study_figures(
+    out_dir: str | Path,
+    *,
+    bd_table: Mapping[str, Mapping[str, Any]] | None,
+    features: Any,
+    image_id: str | None,
+    orders: Mapping[str, Any],
+    distances: Mapping[str, Any] | None = None,
+    anchor: str = "identity",
+    bd_note: str = "",
+) -> dict[str, Path]:
+    """Draw a study's figures into ``out_dir/figures`` and return ``{figure name: PNG path}``.
+
+    - ``bd_rate`` -> ``bd_rate.png``: bars of ``bd_table`` (``{order: {"feature_psnr": x, "task": y}}``,
+      percentages against ``anchor``); ``bd_note`` (e.g. ``"vvenc:fast, 12 test images"``) is
+      added as a second title line.
+    - ``mosaics`` -> ``mosaics.png``: ``features`` (one test image's ``[C, H, W]`` array, named
+      ``image_id`` in the title) in identity order and in every order of ``orders``
+      (name -> permutation array; names are shown as given, e.g. ``'file:hand'``).
+    - ``similarity-NAME`` -> ``similarity-SAFE_NAME.png`` for each ``distances[NAME]`` (a
+      ``[C, C]`` matrix): the matrix in identity order and in ``orders[NAME]`` when present.
+
+    Tolerant like a report should be: a missing piece (``bd_table``/``features`` None or
+    empty) or one that cannot be drawn (bad shape, an order that is not a permutation of
+    the channels) is logged and skipped, so a partial run still gets the figures it can have.
+    """
+    fig_dir = Path(out_dir) / "figures"
+    made: dict[str, Path] = {}
+    orders = dict(orders or {})
+
+    if not bd_table:
+        logger.warning("no BD-rate table given; bd_rate.png skipped")
+    else:
+        title = f"BD-rate of each channel order against '{plain_text(anchor)}'" + (f"\n{bd_note}" if bd_note else "")
+        try:
+            made["bd_rate"] = bd_rate_bars(bd_table, fig_dir / "bd_rate.png", anchor=anchor, title=title)
+        except ValueError as exc:
+            logger.warning("bd_rate.png skipped: %s", exc)
+
+    if features is None:
+        logger.info("no features given; mosaics.png skipped")
+    else:
+        try:
+            x = check_features(features)
+        except ValueError as exc:
+            logger.warning("mosaics.png skipped: %s", exc)
+        else:
+            usable: dict[str, np.ndarray] = {}
+            for name, order in orders.items():
+                try:
+                    usable[str(name)] = validate_order(order, x.shape[0], source=f"order {str(name)!r}")
+                except ValueError as exc:
+                    logger.warning("order %r left out of the mosaics: %s", name, exc)
+            if not usable:
+                logger.warning("no usable orders given; mosaics.png shows the identity order only")
+            image = f" {plain_text(image_id)}" if image_id else ""
+            title = f"Test image{image}: {x.shape[0]} channels in each order (tiles row by row; numbers = original channel)"
+            try:
+                made["mosaics"] = mosaic_comparison(x, usable, fig_dir / "mosaics.png", title=title)
+            except ValueError as exc:
+                logger.warning("mosaics.png skipped: %s", exc)
+
+    distances = dict(distances or {})
+    stems = _file_names([str(n) for n in distances])
+    for name, distance in distances.items():
+        name = str(name)
+        try:
+            c = np.shape(distance)[0] if np.ndim(distance) >= 1 else 0
+            shown: dict[str, Any] = {"identity": orders.get("identity", np.arange(c))}
+            if name in orders:
+                shown[name] = orders[name]
+            made[f"similarity-{name}"] = similarity_heatmap(
+                distance, fig_dir / f"similarity-{stems[name]}.png", orders=shown,
+                title=f"calibration-set channel distances of '{plain_text(name)}', in identity and in '{plain_text(name)}' order",
+            )
+        except ValueError as exc:
+            logger.warning("similarity heat map for %r skipped: %s", name, exc)
+    return made
+
+
+class OrderFolder:
+    """A folder of saved orders: ``NAME.json`` (a :class:`reorder.Permutation`) and ``NAME.distance.npy``."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def order_path(self, name: str) -> Path:
+        return self.root / f"{safe_name(name)}.json"
+
+    def distance_path(self, name: str) -> Path:
+        return self.root / f"{safe_name(name)}.distance.npy"
+
+    def sub(self, name: str) -> "OrderFolder":
+        return OrderFolder(self.root / safe_name(name))
+
+    def save(self, name: str, permutation, distance: np.ndarray | None = None) -> Path:
+        path = permutation.save(self.order_path(name))
+        if distance is not None:
+            import io
+
+            from codec.files import atomic_write_bytes
+
+            buf = io.BytesIO()
+            np.save(buf, np.asarray(distance, dtype=np.float32), allow_pickle=False)
+            atomic_write_bytes(self.distance_path(name), buf.getvalue())
+        return path
+
+    def load(self, name: str, n_channels: int | None = None):
+        """The saved order ``name`` (validated), or None when there is none or it is unusable (warned)."""
+        from reorder import Permutation
+
+        path = self.order_path(name)
+        if not path.exists():
+            return None
+        try:
+            return Permutation.load(path, n_channels=n_channels)
+        except ValueError as exc:
+            warnings.warn(f"saved order {path} is unusable ({exc}); learning it again", RuntimeWarning, stacklevel=3)
+            return None
+
+    def load_distance(self, name: str) -> np.ndarray | None:
+        path = self.distance_path(name)
+        if not path.exists():
+            return None
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+
+
+class StudyFolder:
+    """The output folder ``root`` of one study (see the module docstring for its layout)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def store_path(self) -> Path:
+        return self.root / "results.sqlite"
+
+    @property
+    def results_csv(self) -> Path:
+        return self.root / "results.csv"
+
+    @property
+    def summary_json(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def rd_plot(self) -> Path:
+        return self.root / "rd_curves.png"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def bitstreams_dir(self) -> Path:
+        return self.root / "bitstreams"
+
+    @property
+    def orders(self) -> OrderFolder:
+        return OrderFolder(self.root / "orders")
+
+    def order_folder(self, *parts: str) -> OrderFolder:
+        """Orders learned for a part of a study (``oracle/IMAGE``, ``calib_size/k4``)."""
+        folder = OrderFolder(self.root)
+        for part in parts:
+            folder = folder.sub(part)
+        return folder
+
+    def results_store(self):
+        from eval.pipeline.store import ResultStore
+
+        return ResultStore(self.store_path)
+
+    # ---------------------------------------------------------------- reading a finished study
+
+    def read_summary(self) -> dict:
+        """``summary.json`` as written by :meth:`write_report` (FileNotFoundError when the study has not finished)."""
+        import json
+
+        return json.loads(self.summary_json.read_text())
+
+    def saved_orders(self, names, n_channels: int | None = None) -> dict:
+        """``{name: Permutation}`` of the orders saved under ``orders/`` (names without a usable file are left out)."""
+        found = {}
+        for name in names:
+            perm = self.orders.load(name, n_channels=n_channels)
+            if perm is not None:
+                found[name] = perm
+        return found
+
+    def saved_distances(self, names) -> dict[str, np.ndarray]:
+        """``{name: distance matrix}`` of the learned orders among ``names`` that saved one."""
+        found = {}
+        for name in names:
+            d = self.orders.load_distance(name)
+            if d is not None:
+                found[name] = d
+        return found
+
+    # ---------------------------------------------------------------- writing
+
+    def write_csv(self, name: str, rows: Sequence[dict], columns: Sequence[str] | None = None) -> Path:
+        return write_csv(self.root / name, rows, list(columns) if columns is not None else None)
+
+    def write_json(self, name: str, obj) -> Path:
+        return atomic_write_json(self.root / name, obj)
+
+    def write_results(self, rows: Sequence[dict], columns: Sequence[str] = RESULT_COLUMNS) -> Path:
+        """``results.csv``: the finished rows, task statistics as JSON text."""
+        import json
+
+        ok = [dict(r, task_stats=json.dumps(r.get("task_stats"), sort_keys=True)) for r in rows if r.get("status") == "ok"]
+        return self.write_csv("results.csv", ok, columns)
+
+    def write_report(self, report, title: str = "", extra_summary: dict | None = None) -> dict:
+        """``summary.json`` and ``rd_curves.png`` of an :class:`eval.analysis.curves.Report`; returns the summary."""
+        from eval.plots import plot_rd_curves
+
+        summary = report.summary(extra_summary)
+        self.write_json("summary.json", summary)
+        if report.curves:
+            plot_rd_curves(report.curves, self.rd_plot, anchor=report.anchor, task_label=report.task_name, title=title)
+        return summary
+
+    def write_figures(self, report, features, image_id: str, orders: Mapping[str, np.ndarray],
+                      distances: Mapping[str, np.ndarray] | None = None) -> dict[str, Path]:
+        """``figures/``: BD-rate bars, channel mosaics of one test image in every order, similarity heat maps."""
+        return study_figures(
+            self.root, bd_table=report.bd_rates(), features=features, image_id=image_id,
+            orders={name: np.asarray(o) for name, o in orders.items()}, distances=dict(distances or {}), anchor=report.anchor,
+        )

@@ -1,0 +1,1 @@
+"""Task metrics, apart from the models they score: classification fidelity and detection mAP."""
