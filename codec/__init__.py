@@ -14,33 +14,25 @@ Typical use::
 Every component kind has a :class:`codec.registry.Registry` (``CODECS``,
 ``QUANTIZERS``, ``PACKINGS``) that its classes join with a decorator where they
 are defined, and ``make_*`` builds one from a ``"name:key=value,..."`` spec.
+
+The names below are imported on first use (PEP 562), so ``codec.registry`` and
+``codec.files``, which every package builds on, load without the backends, numpy or
+scikit-learn.
 """
-from . import errors
-from .backends import (
-    CODEC_NAMES,
-    CODECS,
-    DEFAULT_CODEC,
-    Bitstream,
-    Codec,
-    make_codec,
-    vtm_decoder_command,
-    vtm_encoder_command,
-)
-from .backends.ffmpeg_base import frame_types
-from .errors import BitstreamError, CodecError, CodecNotFoundError
-from .ffmpeg import ffmpeg_exe
-from .packing import PACKING_NAMES, PACKINGS, Packing, TemporalPacking, TiledPacking, make_packing
-from .quantize import (
-    QUANTIZER_NAMES,
-    QUANTIZERS,
-    LogQuantizer,
-    MuLawQuantizer,
-    PowerQuantizer,
-    Quantizer,
-    UniformQuantizer,
-    make_quantizer,
-    quantizer_from_dict,
-)
+
+from importlib import import_module
+
+#: public name -> submodule that defines it
+_WHERE = {
+    "errors": None, "CodecError": "errors", "CodecNotFoundError": "errors", "BitstreamError": "errors",
+    "Bitstream": "backends", "Codec": "backends", "CODECS": "backends", "CODEC_NAMES": "backends",
+    "DEFAULT_CODEC": "backends", "make_codec": "backends", "vtm_encoder_command": "backends",
+    "vtm_decoder_command": "backends", "frame_types": "backends.ffmpeg_base", "ffmpeg_exe": "ffmpeg",
+    "Quantizer": "quantize", "UniformQuantizer": "quantize", "LogQuantizer": "quantize", "PowerQuantizer": "quantize",
+    "MuLawQuantizer": "quantize", "QUANTIZERS": "quantize", "QUANTIZER_NAMES": "quantize", "make_quantizer": "quantize",
+    "quantizer_from_dict": "quantize", "Packing": "packing", "TemporalPacking": "packing", "TiledPacking": "packing",
+    "PACKINGS": "packing", "PACKING_NAMES": "packing", "make_packing": "packing",
+}
 
 __all__ = [
     "errors", "CodecError", "CodecNotFoundError", "BitstreamError",
@@ -50,3 +42,16 @@ __all__ = [
     "QUANTIZERS", "QUANTIZER_NAMES", "make_quantizer", "quantizer_from_dict",
     "Packing", "TemporalPacking", "TiledPacking", "PACKINGS", "PACKING_NAMES", "make_packing",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'codec' has no attribute {name!r}")
+    module = import_module(f".{_WHERE[name] or name}", __name__)
+    value = module if _WHERE[name] is None else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_WHERE))

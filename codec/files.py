@@ -20,8 +20,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "write_csv", "to_jsonable", "dumps"]
 
 
@@ -48,6 +46,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def to_jsonable(value: Any) -> Any:
     """``json.dumps(default=...)`` for what numpy and pathlib hand us; anything else is a TypeError."""
+    import numpy as np  # here, so that importing this module stays light
+
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

@@ -34,10 +34,7 @@ from studies import cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m studies.ablate", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = cli.study_parser("studies.ablate", __doc__)
     cli.add_data_arguments(parser)
     g = parser.add_argument_group("ablation axes")
     g.add_argument("--metrics", nargs="+", default=["correlation", "mse"], help="similarity metrics of the TSP orders (reorder names)")

@@ -41,10 +41,7 @@ RESULT_COLUMNS_EXTRA = ["encode_cpu_seconds", "decode_cpu_seconds"]
 def build_parser() -> argparse.ArgumentParser:
     from eval.analysis.codec_bench import DEFAULT_AV1_QPS
 
-    parser = argparse.ArgumentParser(
-        prog="python -m studies.bench_codec", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = cli.study_parser("studies.bench_codec", __doc__)
     cli.add_data_arguments(parser)
     g = parser.add_argument_group("codecs")
     g.add_argument("--codecs", nargs="+", default=None, metavar="SPEC[@PACKING]",

@@ -32,11 +32,7 @@ DEFAULT_MODEL_ARGS = [("short_side", 256), ("window", 128), ("window_stride", 64
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m studies.bench_scale",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = cli.study_parser("studies.bench_scale", __doc__)
     cli.add_data_arguments(parser)
     cli.add_coding_arguments(parser)
     parser.set_defaults(limit=2, model_arg=list(DEFAULT_MODEL_ARGS))

@@ -34,7 +34,6 @@ with ``--no-limits``); python-tsp's solvers get ``--slow-budget`` seconds.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import time
@@ -43,8 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
+from codec.files import write_csv
 from reorder.similarity import METRICS, distance_matrix
 from reorder.tsp import SolverUnavailableError, available_solvers, canonical_solver, solve_path
+from studies import cli
 
 DEFAULT_SIZES = [144, 256, 1024, 2048]
 
@@ -104,18 +105,13 @@ def _mobilenet():
     import torch
     import torchvision
 
-    model = torchvision.models.mobilenet_v2(weights=None)
-    path = None
-    try:
-        from eval.models.weights import mobilenet_v2_weights_path
+    from eval.errors import WeightsNotFoundError
+    from eval.models.weights import mobilenet_v2_weights_path
 
-        path = mobilenet_v2_weights_path()
-    except Exception:
-        cand = Path(torch.hub.get_dir()) / "checkpoints" / "mobilenet_v2-b0353104.pth"
-        path = cand if cand.exists() else None
-    if path is not None and Path(path).exists():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    else:
+    model = torchvision.models.mobilenet_v2(weights=None)
+    try:
+        model.load_state_dict(torch.load(mobilenet_v2_weights_path(), map_location="cpu", weights_only=True))
+    except WeightsNotFoundError:
         warnings.warn("MobileNetV2 ImageNet weights not found (python -m eval.install); using random weights")
     return model.eval()
 
@@ -130,8 +126,10 @@ def mobilenet_features(n: int, n_images: int = 4, short_side: int = 512):
     caught: dict[int, torch.Tensor] = {}
     hooks = [model.features[b].conv[0].register_forward_hook(
         lambda _m, _i, out, b=b: caught.__setitem__(b, out)) for b in blocks]
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    from eval.models.mobilenet import IMAGENET_MEAN, IMAGENET_STD
+
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     try:
         for img in _photos()[:n_images]:
             x = torch.as_tensor(np.array(img)).permute(2, 0, 1)[None].float() / 255.0
@@ -200,8 +198,7 @@ def matrices(source: str, sizes, metric: str, features_dir, seed: int):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m studies.bench_tsp", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = cli.study_parser("studies.bench_tsp", __doc__)
     p.add_argument("--sizes", type=int, nargs="+", default=DEFAULT_SIZES, metavar="N")
     p.add_argument("--solvers", nargs="+", default=None, metavar="NAME",
                    help="solvers to compare (default: every installed one; see reorder.tsp.SOLVERS)")
@@ -249,22 +246,13 @@ def run(args) -> list[dict]:
             print(f"{r['matrix']:<22}{r['n']:>6}  {r['solver']:<32}{r['gap_pct']:>9.4f}{r['seconds']:>10.2f}")
         sys.stdout.flush()
     if args.out:
-        write_csv(rows, args.out)
+        write_csv(args.out, rows, CSV_COLUMNS)
         print(f"wrote {len(rows)} rows to {args.out}", file=sys.stderr)
     return rows
 
 
-def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fields = ["matrix", "n", "solver", "used", "repeat", "cost", "best", "gap_pct", "seconds", "budget"]
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k) for k in fields})
-    os.replace(tmp, path)
+#: columns of the CSV that --out writes
+CSV_COLUMNS = ["matrix", "n", "solver", "used", "repeat", "cost", "best", "gap_pct", "seconds", "budget"]
 
 
 def main(argv=None) -> int:

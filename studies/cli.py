@@ -17,7 +17,7 @@ import sys
 from eval.pipeline.runner import default_workers
 
 __all__ = [
-    "add_data_arguments", "add_coding_arguments", "add_run_arguments", "setup_logging", "friendly_errors",
+    "study_parser", "add_data_arguments", "add_coding_arguments", "add_run_arguments", "setup_logging", "friendly_errors",
     "run_study", "prepare", "provenance", "report_failures", "codec_spec", "model_spec", "split_samples",
 ]
 
@@ -32,6 +32,12 @@ def _key_value(text: str) -> tuple[str, object]:
     if not eq or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key.strip(), coerce_value(value)
+
+
+def study_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """The parser of ``python -m MODULE``: its description is the first paragraph of the study's docstring."""
+    return argparse.ArgumentParser(prog=f"python -m {module}", description=doc.split("\n\n")[0],
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:

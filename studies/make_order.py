@@ -24,10 +24,7 @@ from studies import cli
 def build_parser() -> argparse.ArgumentParser:
     from reorder.grouping import REST_POLICIES
 
-    parser = argparse.ArgumentParser(
-        prog="python -m studies.make_order", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = cli.study_parser("studies.make_order", __doc__)
     parser.add_argument("groups", help="grouping file: one group of channel indices per line, or JSON [[...], ...]")
     parser.add_argument("--out", required=True, help="order file to write (JSON, the format --order-file reads)")
     parser.add_argument("--channels", type=int, default=None, help="channels of the layer (default: from --model)")

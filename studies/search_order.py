@@ -24,11 +24,7 @@ DEFAULT_ORDERS = ["identity", "random", "tsp-mse", "tsp-correlation"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m studies.search_order",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = cli.study_parser("studies.search_order", __doc__)
     cli.add_data_arguments(parser)
     cli.add_coding_arguments(parser)
     parser.add_argument(

@@ -32,10 +32,7 @@ from studies import cli
 def build_parser() -> argparse.ArgumentParser:
     from eval.tuning import OBJECTIVES
 
-    parser = argparse.ArgumentParser(
-        prog="python -m studies.tune_quantizer", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = cli.study_parser("studies.tune_quantizer", __doc__)
     cli.add_data_arguments(parser)
     cli.add_coding_arguments(parser)  # --quantizer is the anchor the candidates are compared with
     g = parser.add_argument_group("tuning")

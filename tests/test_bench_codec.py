@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 
 from eval.analysis import codec_bench as bm
+from eval.plots import bd_cpu_figure, bd_cpu_scatter
 
 # --------------------------------------------------------------------------- configurations
 
@@ -140,13 +141,13 @@ def test_agreement_lines(synthetic):
 def test_figure_draws_every_finished_config(synthetic, tmp_path):
     configs, rows, qps = synthetic
     table, _, reference = bm.codec_benchmark_table(rows, configs, images=["a", "b"], qps=qps)
-    fig = bm.bd_cpu_figure(table, reference)
+    fig = bd_cpu_figure(table, reference)
     left, right = fig.axes
     # svtav1's identity curve lost QP 37 (3 points: no BD-rate) and vtm failed: two points per panel
     assert len(left.collections) == 2 and len(right.collections) == 2
     assert sorted(t.get_text() for t in left.texts) == ["vvenc:preset=medium (ref)", "x265"]
     assert "vtm" in fig.get_supxlabel()
-    path = bm.bd_cpu_scatter(table, tmp_path / "b.png", reference)
+    path = bd_cpu_scatter(table, tmp_path / "b.png", reference)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     curves = bm.codec_rd_curves(table)
     assert [c.label for c in curves] == ["vvenc:preset=medium", "x265", "svtav1"]

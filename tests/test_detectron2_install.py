@@ -96,5 +96,5 @@ def test_adapter_without_detectron2_says_how_to_install(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "detectron2", None)  # makes `import detectron2` raise ImportError
     assert adapter_module.detectron2_available() is False
-    with pytest.raises(ImportError, match=r"run: python -m eval\.detectron2_install"):
+    with pytest.raises(ImportError, match=r"run: python -m eval\.install --detectron2"):
         adapter_module.Detectron2Adapter()

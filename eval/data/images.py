@@ -116,20 +116,28 @@ class Sample:
         return _as_rgb_uint8(np.asarray(self.image), f"sample {self.id!r}")
 
     def content_digest(self) -> str:
-        """SHA-256 of the image content: the file's bytes, or the in-memory array's shape and bytes."""
-        h = hashlib.sha256()
-        if self.path is not None:
-            try:
-                with open(self.path, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        h.update(block)
-            except OSError as exc:
-                raise ImageReadError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
-        else:
-            a = self.load()
-            h.update(repr(a.shape).encode())
-            h.update(a.tobytes())
-        return h.hexdigest()
+        """SHA-256 of the image content (:func:`content_digest`)."""
+        return content_digest(self.path, self.load)
+
+
+def content_digest(path, load) -> str:
+    """SHA-256 of an image's content: the file's bytes at ``path``, else the shape and bytes of ``load()``.
+
+    The feature cache keys on it, so the same photo under another name is the same entry.
+    """
+    h = hashlib.sha256()
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+        except OSError as exc:
+            raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    else:
+        a = np.ascontiguousarray(load())
+        h.update(repr(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _as_rgb_uint8(a: np.ndarray, what: str) -> np.ndarray:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # annotations only: importing the adapters' interface loads no numpy
+    import numpy as np
 
-if TYPE_CHECKING:
     from eval.tasks.base import TaskMetric
 
 __all__ = ["ModelAdapter"]

@@ -32,7 +32,7 @@ __all__ = ["Detectron2Adapter", "detectron2_available", "model_zoo_config_path",
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "COCO-Detection/faster_rcnn_X_101_32x8d_FPN_3x.yaml"
-INSTALL_HINT = "run: python -m eval.install.detectron2"
+INSTALL_HINT = "run: python -m eval.install --detectron2"
 
 
 def _import_detectron2():
@@ -78,23 +78,19 @@ def model_zoo_config_path(config: str | os.PathLike) -> Path:
 
 
 def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+    from eval.models.weights import sha256_file
+
+    return sha256_file(path)[:16]
 
 
 def save_model_zoo_pkl(model, path: str | os.PathLike, author: str = "fcm-reorder") -> None:
     """Save ``model``'s state dict in detectron2's model-zoo ``.pkl`` format (numpy arrays), atomically."""
     import pickle
 
+    from codec.files import atomic_write_bytes
+
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump({"model": state, "__author__": author}, f)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, pickle.dumps({"model": state, "__author__": author}))
 
 
 @MODELS.register("detectron2")

@@ -54,17 +54,9 @@ def image_digest(sample) -> str:
     fn = getattr(sample, "content_digest", None)
     if callable(fn):
         return fn()
-    h = hashlib.sha256()
-    path = getattr(sample, "path", None)
-    if path is not None:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    else:
-        a = np.ascontiguousarray(sample.load())
-        h.update(repr(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
+    from eval.data.images import content_digest
+
+    return content_digest(getattr(sample, "path", None), sample.load)
 
 
 
