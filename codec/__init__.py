@@ -29,8 +29,9 @@ _WHERE = {
     "DEFAULT_CODEC": "backends", "make_codec": "backends", "vtm_encoder_command": "backends",
     "vtm_decoder_command": "backends", "frame_types": "backends.ffmpeg_base", "ffmpeg_exe": "ffmpeg",
     "Quantizer": "quantize", "UniformQuantizer": "quantize", "LogQuantizer": "quantize", "PowerQuantizer": "quantize",
-    "MuLawQuantizer": "quantize", "QUANTIZERS": "quantize", "QUANTIZER_NAMES": "quantize", "make_quantizer": "quantize",
-    "quantizer_from_dict": "quantize", "Packing": "packing", "TemporalPacking": "packing", "TiledPacking": "packing",
+    "MuLawQuantizer": "quantize", "QUANTIZERS": "quantize", "QUANTIZER_NAMES": "quantize", "CURVE_NAMES": "quantize", "make_quantizer": "quantize",
+    "quantizer_from_dict": "quantize", "ChannelQuantizer": "normalize", "channel_stats": "normalize",
+    "Packing": "packing", "TemporalPacking": "packing", "TiledPacking": "packing",
     "PACKINGS": "packing", "PACKING_NAMES": "packing", "make_packing": "packing",
 }
 
@@ -39,7 +40,7 @@ __all__ = [
     "Bitstream", "Codec", "CODECS", "CODEC_NAMES", "DEFAULT_CODEC", "make_codec", "ffmpeg_exe",
     "vtm_encoder_command", "vtm_decoder_command", "frame_types",
     "Quantizer", "UniformQuantizer", "LogQuantizer", "PowerQuantizer", "MuLawQuantizer",
-    "QUANTIZERS", "QUANTIZER_NAMES", "make_quantizer", "quantizer_from_dict",
+    "QUANTIZERS", "QUANTIZER_NAMES", "CURVE_NAMES", "make_quantizer", "quantizer_from_dict", "ChannelQuantizer", "channel_stats",
     "Packing", "TemporalPacking", "TiledPacking", "PACKINGS", "PACKING_NAMES", "make_packing",
 ]
 

@@ -23,6 +23,15 @@ from typing import Any
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "write_csv", "to_jsonable", "dumps"]
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it; done once at import, before any threads write files
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
     path = Path(path)
@@ -33,6 +42,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes the file private; give it a normal file's mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

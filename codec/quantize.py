@@ -70,6 +70,7 @@ __all__ = [
     "MuLawQuantizer",
     "QUANTIZERS",
     "QUANTIZER_NAMES",
+    "CURVE_NAMES",
     "make_quantizer",
     "quantizer_from_dict",
 ]
@@ -277,6 +278,19 @@ class Quantizer(BaseEstimator):
             )
         return table
 
+    # ----------------------------------------------------------- channel order and side information
+    def permuted(self, order: Any) -> "Quantizer":
+        """The quantizer for features whose channels were reordered by ``order``: itself (one global range).
+
+        Per-channel quantizers (:class:`codec.normalize.ChannelQuantizer`) return a copy
+        whose per-channel parameters follow ``order``.
+        """
+        return self
+
+    def side_bits(self, n_channels: int) -> int:
+        """Bits of side information each coded image carries: 0 (the range is fixed and known to the decoder)."""
+        return 0
+
     # ----------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable description, including the range when there is one.
@@ -294,6 +308,16 @@ class Quantizer(BaseEstimator):
         else:
             d["range"] = None
         return d
+
+    def _restore(self, d: dict[str, Any]) -> "Quantizer":
+        """Fitted state from :meth:`to_dict` output (its ``range``); called by :func:`quantizer_from_dict`."""
+        rng = d.get("range")
+        if rng is not None:
+            lo, hi = (float(v) for v in rng)
+            if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+                raise ValueError(f"quantizer range {rng!r} is invalid; need finite xmin < xmax")
+            self._fit_range(lo, hi)
+        return self
 
 
 @QUANTIZERS.register("uniform")
@@ -414,10 +438,6 @@ class MuLawQuantizer(Quantizer):
         return (x - self.xmin_) / (self.xmax_ - self.xmin_)
 
 
-#: Names of the registered quantizers (a snapshot at import; ``QUANTIZERS.names()`` is live).
-QUANTIZER_NAMES: tuple[str, ...] = QUANTIZERS.names()
-
-
 def make_quantizer(name: str, **kwargs: Any) -> Quantizer:
     """Build an unfitted quantizer from a name or a ``"name:key=value,..."`` string plus keyword options.
 
@@ -432,14 +452,19 @@ def make_quantizer(name: str, **kwargs: Any) -> Quantizer:
 
 
 def quantizer_from_dict(d: dict[str, Any]) -> Quantizer:
-    """Rebuild a quantizer from :meth:`Quantizer.to_dict` output: fitted when ``d`` has a ``range``."""
+    """Rebuild a quantizer from its ``to_dict()`` output: fitted when ``d`` has a ``range``."""
     if not isinstance(d, dict) or "name" not in d or "params" not in d:
         raise ValueError("quantizer description must be a dict with 'name' and 'params' (from Quantizer.to_dict())")
     q = make_quantizer(d["name"], **d["params"])
-    rng = d.get("range")
-    if rng is not None:
-        lo, hi = (float(v) for v in rng)
-        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-            raise ValueError(f"quantizer range {rng!r} is invalid; need finite xmin < xmax")
-        q._fit_range(lo, hi)
-    return q
+    return q._restore(d)  # each class reads its own fitted state (range; per-channel offsets and scales)
+
+
+# Per-channel normalisation lives in its own module and registers itself there (after the
+# curves above, which it wraps).
+from . import normalize  # noqa: E402,F401
+
+#: Names of the registered quantizers (a snapshot at import; ``QUANTIZERS.names()`` is live).
+QUANTIZER_NAMES: tuple[str, ...] = QUANTIZERS.names()
+#: The global curves (one range for every channel): what the per-channel quantizer wraps and a
+#: tuning study samples from; per-channel quantizers declare ``per_channel = True``.
+CURVE_NAMES: tuple[str, ...] = tuple(n for n in QUANTIZER_NAMES if not getattr(QUANTIZERS.get(n), "per_channel", False))

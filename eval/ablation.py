@@ -9,7 +9,8 @@ identity order coded in the same setting on the same test images. Variants:
 * ``fixed``: a reference orderer (e.g. ``tsp-correlation``) learned on the whole
   calibration split, the fixed order that ``oracle`` and ``calib_size`` are compared with;
 * ``oracle``: the same kind of order learned on each test image itself and used only for
-  that image: the upper bound of any fixed order (signalling cost not counted);
+  that image: the upper bound of any fixed order; its rows carry the cost of sending the
+  permutation with each image (``side_bits`` = ceil(log2 C!), 830 bits for 144 channels);
 * ``calib_size``: the order learned on the first ``k`` calibration images, for the curve
   of saving against calibration-set size.
 
@@ -29,6 +30,7 @@ carries (those name the first variant that coded it).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -38,7 +40,7 @@ import numpy as np
 
 from eval.analysis.curves import bd_between
 from eval.analysis.tables import fmt, text_table
-from eval.pipeline.cell import make_jobs
+from eval.pipeline.cell import make_jobs, order_side_bits
 from eval.pipeline.features import FeatureSet
 from eval.pipeline.orders import learn_orders
 
@@ -183,7 +185,10 @@ class AblationPlan:
         if isinstance(order, Mapping):
             jobs = []
             for i, image_id in enumerate(self.test.ids):
-                jobs += make_jobs(self.test[i:i + 1], self.references, {variant.label: order[image_id]}, **common)
+                per_image = make_jobs(self.test[i:i + 1], self.references, {variant.label: order[image_id]}, **common)
+                # a per-image order must be sent with its stream: its index costs ceil(log2 C!) bits per image
+                bits = order_side_bits(len(order[image_id]))
+                jobs += [dataclasses.replace(j, side_bits=bits) for j in per_image]
         else:
             jobs = make_jobs(self.test, self.references, {variant.label: order}, **common)
         self.jobs.extend(jobs)

@@ -5,7 +5,9 @@
     OUT/
       results.sqlite           every coded cell as it finishes (the resumable store)
       results.csv              the finished rows, one per image x order x QP (RESULT_COLUMNS)
-      summary.json             BD-rate table, curves, notes and the run's settings
+      summary.json             BD-rate table with 95 % intervals, curve overlaps, warnings, curves, notes,
+                               the run's settings and its environment (eval.environment)
+      bd_rate_per_image.csv    each order's BD-rate against the anchor on every test image alone
       rd_curves.png            bpp against feature PSNR and against the task metric
       orders/NAME.json         each order with its provenance (NAME made filesystem-safe)
       orders/NAME.distance.npy the calibration distance matrix a learned order was solved on
@@ -37,10 +39,17 @@ __all__ = ["StudyFolder", "OrderFolder", "RESULT_COLUMNS", "safe_name", "study_f
 logger = logging.getLogger(__name__)
 
 RESULT_COLUMNS = [
-    "image_id", "order", "qp", "bits", "pixels", "bpp", "feature_psnr", "feature_mse", "task_stats",
+    "image_id", "order", "qp", "bits", "side_bits", "pixels", "bpp", "feature_psnr", "feature_mse", "task_stats",
     "codec", "quantizer", "packing", "order_digest", "encode_seconds", "decode_seconds", "tail_seconds",
-    "status", "error", "key",
+    "encode_cpu_seconds", "decode_cpu_seconds", "status", "error", "key",
 ]
+"""``results.csv``'s columns. ``bpp`` = (``bits`` + ``side_bits``) / ``pixels``: ``bits`` is the real
+bitstream, ``side_bits`` what is signalled beside it per image (0 for a fixed order and quantizer
+known to the decoder); ``*_cpu_seconds`` are the codec processes' CPU time (user + system)."""
+
+#: per-unit task statistics kept in results.sqlite (the bootstrap over windows reads them) but left
+#: out of results.csv, which stays one short line per cell
+PER_UNIT_STATS = ("kl_windows",)
 
 
 def safe_name(name: str) -> str:
@@ -216,6 +225,10 @@ class StudyFolder:
         return self.root / "rd_curves.png"
 
     @property
+    def bd_per_image_csv(self) -> Path:
+        return self.root / "bd_rate_per_image.csv"
+
+    @property
     def figures_dir(self) -> Path:
         return self.root / "figures"
 
@@ -268,24 +281,41 @@ class StudyFolder:
     # ---------------------------------------------------------------- writing
 
     def write_csv(self, name: str, rows: Sequence[dict], columns: Sequence[str] | None = None) -> Path:
-        return write_csv(self.root / name, rows, list(columns) if columns is not None else None)
+        return write_csv(self.root / name, rows, list(dict.fromkeys(columns)) if columns is not None else None)
 
     def write_json(self, name: str, obj) -> Path:
         return atomic_write_json(self.root / name, obj)
 
     def write_results(self, rows: Sequence[dict], columns: Sequence[str] = RESULT_COLUMNS) -> Path:
-        """``results.csv``: the finished rows, task statistics as JSON text."""
+        """``results.csv``: the finished rows, task statistics as JSON text (without per-window lists,
+        :data:`PER_UNIT_STATS`); rows stored before ``side_bits`` existed get 0 (nothing was signalled)."""
         import json
 
-        ok = [dict(r, task_stats=json.dumps(r.get("task_stats"), sort_keys=True)) for r in rows if r.get("status") == "ok"]
+        def compact(stats):
+            if isinstance(stats, dict):
+                stats = {k: v for k, v in stats.items() if k not in PER_UNIT_STATS}
+            return json.dumps(stats, sort_keys=True)
+
+        ok = [dict(r, task_stats=compact(r.get("task_stats")), side_bits=int(r.get("side_bits") or 0))
+              for r in rows if r.get("status") == "ok"]
         return self.write_csv("results.csv", ok, columns)
 
+    def write_bd_per_image(self, report) -> Path:
+        """``bd_rate_per_image.csv``: each order's BD-rate against the anchor on every test image alone
+        (``report.per_image``, :func:`eval.analysis.curves.per_image_bd`)."""
+        columns = ["image_id", "order", "bd_feature_psnr", "bd_task", "overlap_feature_psnr", "overlap_task",
+                   "packing", "codec", "note"]  # the quantizer (long JSON) is in summary.json
+        return self.write_csv(self.bd_per_image_csv.name, report.per_image, columns)
+
     def write_report(self, report, title: str = "", extra_summary: dict | None = None) -> dict:
-        """``summary.json`` and ``rd_curves.png`` of an :class:`eval.analysis.curves.Report`; returns the summary."""
+        """``summary.json``, ``rd_curves.png`` and (when the report has them) ``bd_rate_per_image.csv`` of an
+        :class:`eval.analysis.curves.Report`; returns the summary."""
         from eval.plots import plot_rd_curves
 
         summary = report.summary(extra_summary)
         self.write_json("summary.json", summary)
+        if getattr(report, "per_image", None):
+            self.write_bd_per_image(report)
         if report.curves:
             plot_rd_curves(report.curves, self.rd_plot, anchor=report.anchor, task_label=report.task_name, title=title)
         return summary
@@ -297,3 +327,138 @@ class StudyFolder:
             self.root, bd_table=report.bd_rates(), features=features, image_id=image_id,
             orders={name: np.asarray(o) for name, o in orders.items()}, distances=dict(distances or {}), anchor=report.anchor,
         )
+
+    # ---------------------------------------------------------------- configuration and MPEG export
+
+    @property
+    def config_toml(self) -> Path:
+        return self.root / "config.toml"
+
+    @property
+    def mpeg_csv(self) -> Path:
+        return self.root / "mpeg_per_qp.csv"
+
+    def write_config(self, options: Mapping[str, Any], meta: Mapping[str, Any] | None = None, *,
+                     header: str = "", comments: Mapping[str, str] | None = None) -> Path:
+        """``config.toml``: ``options`` (name -> final value) as top-level keys, ``meta`` in ``[fcm-reorder]``.
+
+        ``header`` becomes comment lines at the top, ``comments[name]`` a comment line above
+        option ``name``; an option whose value is None is written commented out. Read it back
+        with :func:`read_config_file`.
+        """
+        from codec.files import atomic_write_text
+
+        return atomic_write_text(self.config_toml, config_toml(options, meta, header=header, comments=comments))
+
+    def read_config(self) -> tuple[dict, dict]:
+        """``(options, meta)`` of this folder's ``config.toml`` (see :func:`read_config_file`)."""
+        return read_config_file(self.config_toml)
+
+    def write_mpeg_csv(self, report) -> Path:
+        """``mpeg_per_qp.csv``: one row per order and QP of a report, CompressAI-Vision's CTTC column order
+        (:mod:`eval.analysis.mpeg_csv`)."""
+        from eval.analysis.mpeg_csv import MPEG_CSV_COLUMNS, mpeg_rows
+
+        return self.write_csv(self.mpeg_csv.name, mpeg_rows(report), MPEG_CSV_COLUMNS)
+
+
+# --------------------------------------------------------------------- config.toml (a tiny TOML writer)
+
+#: the table of config.toml that holds what is not an option (study, package version, command)
+CONFIG_META_TABLE = "fcm-reorder"
+
+
+def _toml_string(text: str) -> str:
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch in "\b\t\n\f\r":
+            out.append({"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_key(key: str) -> str:
+    key = str(key)
+    return key if key and all(ch.isascii() and (ch.isalnum() or ch in "-_") for ch in key) else _toml_string(key)
+
+
+def _toml_value(value: Any, where: str) -> str:
+    """One TOML value: bool, int, float (nan/inf too), str, Path, numpy scalars, lists/tuples and dicts of those."""
+    import math
+    import os
+
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, (str, os.PathLike)):
+        return _toml_string(os.fspath(value))
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v, where) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v, where)}" for k, v in value.items()) + "}"
+    if value is None:
+        raise ValueError(f"{where}: TOML has no null; None can only stand alone (it is then commented out)")
+    raise TypeError(f"{where}: cannot write {type(value).__name__} {value!r} as TOML")
+
+
+def config_toml(options: Mapping[str, Any], meta: Mapping[str, Any] | None = None, *,
+                header: str = "", comments: Mapping[str, str] | None = None) -> str:
+    """The text of ``config.toml`` (see :meth:`StudyFolder.write_config`)."""
+    comments = dict(comments or {})
+    lines = [f"# {line}".rstrip() for line in header.splitlines()]
+    if lines:
+        lines.append("")
+    for name, value in options.items():
+        if name in comments:
+            if lines and lines[-1]:
+                lines.append("")
+            lines.append("# " + " ".join(str(comments[name]).split()))
+        if value is None:
+            lines.append(f"# {_toml_key(name)} =  (not set: the option's default)")
+        else:
+            lines.append(f"{_toml_key(name)} = {_toml_value(value, f'option {name!r}')}")
+    if meta:
+        lines += ["", f"[{CONFIG_META_TABLE}]"]
+        for name, value in meta.items():
+            if value is not None:
+                lines.append(f"{_toml_key(name)} = {_toml_value(value, f'{CONFIG_META_TABLE}.{name}')}")
+    return "\n".join(lines) + "\n"
+
+
+def read_config_file(path: str | Path) -> tuple[dict, dict]:
+    """``(options, meta)`` of a TOML configuration: its top-level keys, and its ``[fcm-reorder]`` table.
+
+    Needs Python 3.11's ``tomllib`` or, on 3.10, the ``tomli`` package. A file that is not
+    TOML raises ValueError naming it; a missing one FileNotFoundError.
+    """
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            raise ImportError("reading a TOML configuration needs Python 3.11 or the tomli package (pip install tomli)") from None
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path} is not a valid TOML file: {exc}") from None
+    meta = data.pop(CONFIG_META_TABLE, {})
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: '{CONFIG_META_TABLE}' must be a table of the study's provenance, not an option")
+    return data, meta

@@ -68,7 +68,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from codec import QUANTIZERS
+from codec import CURVE_NAMES, QUANTIZERS
 from eval.analysis.curves import Curve, bd_between, build_curves, curve_overlap
 from eval.analysis.tables import fmt, text_table
 from eval.pipeline.cell import make_jobs
@@ -83,8 +83,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: the curves tuned: every registered quantizer (a new quantizer file joins the search space)
-CURVES = tuple(QUANTIZERS.names())
+#: the curves tuned: every registered global curve (a new curve quantizer joins the search space);
+#: per-channel normalisation (codec.normalize) is not sampled yet
+CURVES = CURVE_NAMES
 #: curve -> (quantizer keyword, low, high), each quantizer's own ``shape_param``; sampled
 #: log-uniformly under the trial-parameter name "<curve>_<keyword>"
 SHAPE_PARAMS = {name: QUANTIZERS.get(name).shape_param for name in CURVES if QUANTIZERS.get(name).shape_param}

@@ -35,7 +35,6 @@ from pathlib import Path
 
 from studies import cli
 
-RESULT_COLUMNS_EXTRA = ["encode_cpu_seconds", "decode_cpu_seconds"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +74,7 @@ def run(args) -> int:
     from eval.pipeline.runner import run_grid
     from eval.pipeline.setup import prepare_setup
     from eval.plots import bd_cpu_scatter, bd_rate_bars, plot_rd_curves
-    from eval.study_folder import RESULT_COLUMNS, StudyFolder
+    from eval.study_folder import StudyFolder
 
     t_start = time.perf_counter()
     progress = not args.quiet
@@ -125,7 +124,7 @@ def run(args) -> int:
     text = bm.format_benchmark_table(table, reference, order=main_order, task_name=task_name)
     agreement = bm.agreement_lines(table, reference, order=main_order)
 
-    folder.write_results(rows, RESULT_COLUMNS + RESULT_COLUMNS_EXTRA)
+    folder.write_results(rows)
     folder.write_csv("bench_codec.csv", bm.flat_table(table))
     run_info = {"coded_now": summary.finished, "reused": summary.skipped, "failed": summary.failed,
                 "gave_up": summary.gave_up, "cells": summary.total, "seconds": round(time.perf_counter() - t_start, 1)}

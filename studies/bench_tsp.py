@@ -28,7 +28,15 @@ Matrices (``--source``):
   add artificial between-image structure.
 
 Solvers that are slow on big inputs are skipped above a size (``SLOW_LIMITS``; override
-with ``--no-limits``); python-tsp's solvers get ``--slow-budget`` seconds.
+with ``--no-limits``). python-tsp's solvers get ``--slow-budget`` seconds each, a hard limit
+(their worker process is killed there, see :mod:`reorder.tsp.pytsp`): every such run's
+seconds are checked against its budget (``budget + HARD_LIMIT_MARGIN``; a run over it stops
+the benchmark with an error), and a run stopped at its limit is marked ``timed out`` with the
+fallback path it returned. fast_tsp's budget (its own, soft) is recorded too.
+
+    python -m studies.bench_tsp --source random --sizes 144 256 1024 --slow-budget 5 \
+        --solvers lkh fast_tsp python_tsp_local_search python_tsp_simulated_annealing \
+                  python_tsp_lin_kernighan python_tsp_record_to_record
 """
 
 from __future__ import annotations
@@ -44,22 +52,30 @@ import numpy as np
 
 from codec.files import write_csv
 from reorder.similarity import METRICS, distance_matrix
-from reorder.tsp import SolverUnavailableError, available_solvers, canonical_solver, solve_path
+from reorder.tsp import (
+    HARD_LIMIT_MARGIN,
+    SOLVERS,
+    SolverUnavailableError,
+    available_solvers,
+    canonical_solver,
+    fast_tsp_budget,
+    solve_path,
+)
 from studies import cli
 
 DEFAULT_SIZES = [144, 256, 1024, 2048]
 
 SLOW_LIMITS = {
-    "python_tsp_local_search": 256,
-    "python_tsp_simulated_annealing": 256,
-    "python_tsp_lin_kernighan": 256,
+    "python_tsp_dynamic_programming": 13,
     "christofides": 256,
     "greedy": 1024,
     "exact": 13,
 }
-"""Largest n each slow solver is run at by default (pure Python or O(n**3) parts)."""
+"""Largest n each slow solver is run at by default (pure Python or O(n**3) parts); python-tsp's
+heuristics run at every size because their time limit is hard."""
 
-BUDGETED = ("python_tsp_local_search", "python_tsp_simulated_annealing", "python_tsp_lin_kernighan")
+BUDGETED = tuple(s for s in SOLVERS if s.startswith("python_tsp_"))
+"""Solvers with a hard time limit (killed at ``--slow-budget`` seconds; checked in :func:`run`)."""
 
 
 # --------------------------------------------------------------------------------------------- matrices
@@ -207,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", choices=METRICS, default="correlation", help="distance for feature matrices")
     p.add_argument("--repeats", type=int, default=1, help="runs per solver and matrix (seeds 0, 1, ...)")
     p.add_argument("--budget", type=float, default=None, help="time_budget passed to every solver (s)")
-    p.add_argument("--slow-budget", type=float, default=30.0, help="time budget of python-tsp's solvers (s)")
+    p.add_argument("--slow-budget", type=float, default=30.0,
+                   help="hard time budget of python-tsp's solvers (s; they are killed there)")
     p.add_argument("--no-limits", action="store_true", help="run slow solvers at every size")
     p.add_argument("--seed", type=int, default=0, help="seed of the random matrices")
     p.add_argument("--out", default=None, metavar="CSV", help="write one row per run here")
@@ -226,6 +243,8 @@ def run(args) -> list[dict]:
             budget = args.budget
             if budget is None and solver in BUDGETED:
                 budget = args.slow_budget
+            if budget is None and solver == "fast_tsp":
+                budget = fast_tsp_budget(n)  # the default solve_path uses: recorded, so the table shows it
             for rep in range(args.repeats):
                 try:
                     res = solve_path(D, solver=solver, seed=rep, time_budget=budget)
@@ -234,16 +253,19 @@ def run(args) -> list[dict]:
                     break
                 print(f"  {solver:<32} rep {rep}: cost {res.cost:.6g} in {res.seconds:.2f} s ({res.solver})",
                       file=sys.stderr, flush=True)
+                check_budget(solver, res.seconds, budget)
                 runs.append(dict(matrix=kind, n=n, solver=solver, used=res.solver, repeat=rep, cost=res.cost,
-                                 seconds=res.seconds, budget=budget))
+                                 seconds=res.seconds, budget=budget, timed_out=res.timed_out))
         best = min(r["cost"] for r in runs) if runs else float("nan")
         for r in runs:
             r["best"] = best
             r["gap_pct"] = 100.0 * (r["cost"] / best - 1.0) if best > 0 else 0.0
         rows += runs
-        print(f"{'matrix':<22}{'n':>6}  {'solver':<32}{'gap %':>9}{'seconds':>10}")
+        print(f"{'matrix':<22}{'n':>6}  {'solver':<32}{'gap %':>9}{'seconds':>10}{'budget':>8}  note")
         for r in runs:
-            print(f"{r['matrix']:<22}{r['n']:>6}  {r['solver']:<32}{r['gap_pct']:>9.4f}{r['seconds']:>10.2f}")
+            budget = "-" if r["budget"] is None else f"{r['budget']:.1f}"
+            print(f"{r['matrix']:<22}{r['n']:>6}  {r['solver']:<32}{r['gap_pct']:>9.4f}{r['seconds']:>10.2f}"
+                  f"{budget:>8}  {note(r)}".rstrip())
         sys.stdout.flush()
     if args.out:
         write_csv(args.out, rows, CSV_COLUMNS)
@@ -252,7 +274,24 @@ def run(args) -> list[dict]:
 
 
 #: columns of the CSV that --out writes
-CSV_COLUMNS = ["matrix", "n", "solver", "used", "repeat", "cost", "best", "gap_pct", "seconds", "budget"]
+CSV_COLUMNS = ["matrix", "n", "solver", "used", "repeat", "cost", "best", "gap_pct", "seconds", "budget", "timed_out"]
+
+
+def check_budget(solver: str, seconds: float, budget: float | None) -> None:
+    """Raise RuntimeError when a hard-limited solver ran past ``budget + HARD_LIMIT_MARGIN`` seconds."""
+    if solver in BUDGETED and budget is not None and seconds > budget + HARD_LIMIT_MARGIN:
+        raise RuntimeError(f"{solver} ran {seconds:.2f} s, past its hard budget of {budget:.2f} s "
+                           f"(+ {HARD_LIMIT_MARGIN} s margin): the time limit did not hold")
+
+
+def note(row: dict) -> str:
+    """The table's note: what a timed-out run returned, or that a soft budget was overrun."""
+    if row["timed_out"]:
+        used = row["used"]
+        return used[used.index("(") + 1:-1] if "(" in used else "timed out"
+    if row["budget"] is not None and row["seconds"] > row["budget"] + HARD_LIMIT_MARGIN:
+        return "over its (soft) budget"
+    return ""
 
 
 def main(argv=None) -> int:

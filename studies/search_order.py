@@ -4,7 +4,8 @@
     python -m studies.search_order --order-file mine.json --order-file hand=order.txt
     python -m studies.search_order --images DIR --out runs/mine --qps 22 27 32 37
 
-For every order (identity, random, learned ones, and each ``--order-file``) the test images
+For every order (identity, random, learned ones, the hand-made ones the package ships for the
+model (``subjective``), and each ``--order-file``) the test images
 are coded at each QP through the shared core (:mod:`eval.pipeline.cell`); the study prints BD-rate
 against the identity order for feature PSNR and for the task metric, with bpp per QP, and
 writes ``results.csv``, ``summary.json``, ``rd_curves.png`` and the learned orders
@@ -37,6 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="a hand-made ('subjective') or saved order to compare: JSON written by this package, a JSON list, "
         "or a text file of channel indices; repeatable",
     )
+    parser.add_argument(
+        "--bundled-orders", action=argparse.BooleanOptionalAction, default=True,
+        help="also compare the hand-made orders the package ships for this model and layer "
+        "(MobileNetV2: 'subjective', eval/models/orders/)",
+    )
+    parser.add_argument(
+        "--bootstrap", type=int, default=1000, metavar="N",
+        help="replicates of the paired bootstrap (test images, and windows inside them where the task has them) "
+        "behind every BD-rate's 95%% interval; 0 = no intervals",
+    )
     cli.add_run_arguments(parser, default_out="results/search_order")
     return parser
 
@@ -59,6 +70,9 @@ def run(args) -> int:
     setup = cli.prepare(args)  # model, data split, features, quantizer, codec check
     orders = learn_orders(args.orders, setup.calib, folder.orders, cli.provenance(setup), progress=progress)
     orders.update(load_order_files(args.order_file, setup.calib.n_channels, folder.orders))
+    if args.bundled_orders:  # hand-made orders shipped for this model and layer (e.g. 'subjective')
+        bundled = [f"{name}={path}" for name, path in setup.adapter.bundled_orders().items() if name not in orders]
+        orders.update(load_order_files(bundled, setup.calib.n_channels, folder.orders))
 
     references = prepare_references(setup.adapter, setup.test, progress=progress)
     jobs = make_jobs(
@@ -76,19 +90,26 @@ def run(args) -> int:
         rows = [r for r in store.rows() if r["key"] in keys]
         failed = [r for r in store.rows(status="error") if r["key"] in keys]
     folder.write_results(rows)
-    report = Report.from_rows(rows, setup.adapter.task, setup.test.ids, anchor="identity", method=args.bd_method)
+    from eval.environment import environment
+
+    report = Report.from_rows(rows, setup.adapter.task, setup.test.ids, anchor="identity", method=args.bd_method,
+                              replicates=args.bootstrap)
     folder.write_report(
         report, title=f"{setup.adapter.name} {setup.adapter.layer}, {setup.codec_spec}, {len(setup.test)} test images",
         extra_summary={
             "model": setup.model_spec, "codec": setup.codec_spec, "quantizer": setup.quantizer_dict,
             "packing": args.packing, "qps": list(args.qps), "calibration": setup.calib.ids, "test": setup.test.ids,
             "orders": {name: str(folder.orders.order_path(name)) for name in orders},
+            "environment": environment(setup.codec_spec, args.workers),
         },
     )
+    folder.write_mpeg_csv(report)  # mpeg_per_qp.csv: one row per order x QP, CompressAI-Vision's CTTC columns
     figures = folder.write_figures(report, setup.test[0], setup.test.ids[0], orders.arrays(), orders.distances)
     print()
     print(report.format())
     print()
+    for line in report.warnings:  # also in summary.json "warnings"
+        print(f"warning: {line}", file=sys.stderr)
     cli.report_failures(failed)
     print(
         f"{summary.finished} cells coded now, {summary.skipped} reused from an earlier run, {summary.failed} failed; "
@@ -96,6 +117,8 @@ def run(args) -> int:
         file=sys.stderr,
     )
     print(f"results: {folder.results_csv}\nsummary: {folder.summary_json}\nplot:    {folder.rd_plot}")
+    print(f"per-image BD-rates: {folder.bd_per_image_csv}")
+    print(f"mpeg:    {folder.mpeg_csv}\nconfig:  {folder.config_toml}")
     for path in figures.values():
         print(f"figure:  {path}")
     return 0 if not failed else 3

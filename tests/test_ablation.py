@@ -110,6 +110,11 @@ def test_table_gives_bd_rate_per_setting_and_shares_identical_orders(tmp_path):
         plan.add(s, oracle, {"img0": np.roll(ident, 1), "img1": np.roll(ident, 2)})
     assert len(plan.jobs) == 2 * 4 * 2 * 4 and len({j.key for j in plan.jobs}) == 2 * 3 * 2 * 4
     assert plan.keys[(s1, a)] == plan.keys[(s1, b)] and plan.keys[(s1, a)] != plan.keys[(s2, a)]
+    # a per-image order is sent with each image: its cells carry the permutation's index bits, fixed orders none
+    from eval.pipeline.cell import order_side_bits
+
+    assert {j.side_bits for j in plan.jobs if "oracle" in j.order_name} == {order_side_bits(c)} and order_side_bits(c) > 0
+    assert {j.side_bits for j in plan.jobs if "oracle" not in j.order_name} == {0}
 
     def quality(job):  # identity: bits 1000*2**(qp..); reversed: 20 % fewer bits in s1, 10 % in s2; oracle: 30 %
         base = 2.0 ** ((50 - job.qp) / 3) * 1000

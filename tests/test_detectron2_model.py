@@ -144,3 +144,50 @@ def test_x101_fpn_c2_is_256_channels_at_stride_4():
     f, meta = x101.head(data.chelsea())  # 300x451 -> 64x96
     assert meta["resized_size"] == [64, 96] and f.shape == (256, 16, 24)
     assert x101.identity().startswith("detectron2:COCO-Detection/faster_rcnn_X_101_32x8d_FPN_3x.yaml")
+
+
+def test_valid_region_is_the_c2_part_over_the_resized_image(adapter, runs):
+    (f, meta), _ = runs["astronaut"]  # resized 128x179, padded 128x192: C2 32x48, 45 columns over the image
+    assert adapter.valid_region(meta) == (32, 45)
+    (f2, meta2), _ = runs["chelsea"]  # 128x192: no padding, the whole map
+    assert adapter.valid_region(meta2) == f2.shape[1:]
+    with pytest.raises(ValueError, match="meta lacks 'padded_size'"):
+        adapter.valid_region({k: v for k, v in meta.items() if k != "padded_size"})
+
+
+def test_cell_feature_psnr_is_measured_over_the_valid_region_only(adapter, runs, tmp_path):
+    """run_job on a real detectron2 C2 map: bits count the whole map, feature PSNR only the unpadded part."""
+    from codec import make_quantizer
+    from eval.analysis.metrics import feature_psnr, mse
+    from eval.pipeline.cache import save_arrays
+    from eval.pipeline.cell import Job, _feature_quality, code_features, run_job, use_adapter
+    from codec import make_codec, make_packing
+    from reorder import Permutation
+
+    (f, meta), full = runs["astronaut"]
+    h, w = adapter.valid_region(meta)
+    # errors only in the padding: the valid part is untouched, so its PSNR is infinite
+    noisy = f.copy()
+    noisy[:, :, w:] += 1.0
+    q = _feature_quality(adapter, meta, f, noisy)
+    assert q["feature_psnr"] == float("inf") and q["feature_mse"] == 0.0 and q["feature_valid_hw"] == [h, w]
+    assert feature_psnr(f, noisy) < 100  # what the whole map would have said
+
+    np.save(tmp_path / "f.npy", f)
+    save_arrays(tmp_path / "ref.npz", {k: np.asarray(v) for k, v in full.items()})
+    quantizer = make_quantizer("log").fit([f])
+    model = {"name": "detectron2", "kwargs": {"test": "valid-region"}}
+    use_adapter(model, adapter)
+    order = tuple(range(f.shape[0]))
+    job = Job(image_id="astronaut", image_key="d2-astronaut", feature_path=str(tmp_path / "f.npy"),
+              reference_path=str(tmp_path / "ref.npz"), meta=meta, order_name="identity", order=order,
+              quantizer=quantizer.to_dict(), packing="tiled", codec="ffv1", qp=22, model=model)
+    row = run_job(job, single_thread=False)
+    assert row["status"] == "ok", row.get("error")
+    coded = code_features(f, Permutation(np.asarray(order)), quantizer, make_packing("tiled"), make_codec("ffv1"), 22)
+    assert row["bits"] == coded.bits  # the whole coded map
+    assert row["feature_valid_hw"] == [h, w]
+    crop = (slice(None), slice(0, h), slice(0, w))
+    assert row["feature_mse"] == mse(f[crop], coded.reconstruction[crop])
+    assert row["feature_psnr"] == feature_psnr(f[crop], coded.reconstruction[crop])
+    assert row["feature_psnr"] != feature_psnr(f, coded.reconstruction)

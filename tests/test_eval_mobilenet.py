@@ -74,7 +74,7 @@ def test_tail_windows_deterministic_and_self_fidelity_is_capped(model, astronaut
     assert y.shape == (len(model.windows(128, 128)), 1000) == (16, 1000) and y.dtype == np.float32
     assert np.array_equal(y, model.tail(f.copy(), meta))
     stats = model.task.image_stats(y, y)
-    assert stats == {"kl_sum": 0.0, "n": 16, "top1_agree": 16, "top5_agree": 16}
+    assert stats == {"kl_sum": 0.0, "n": 16, "top1_agree": 16, "top5_agree": 16, "kl_windows": [0.0] * 16}
     assert model.task.aggregate([stats]) == 100.0
     # different windows classify differently: the windows are distinct views, not copies
     assert len(set(y.argmax(axis=1).tolist())) > 1

@@ -175,6 +175,32 @@ def test_bd_rate_bars_draws_values_and_marks_none_as_na(tmp_path):
     assert "negative" in ax.get_xlabel()
 
 
+def test_bd_rate_bars_draw_intervals_as_error_bars(tmp_path):
+    """A summary's bd_rate with "METRIC_ci" intervals: one error bar per interval, the interval in the label."""
+    bd = {
+        "identity": {"feature_psnr": 0.0, "feature_psnr_ci": [0.0, 0.0], "task": 0.0, "task_ci": [0.0, 0.0]},
+        "tsp": {"feature_psnr": -11.33, "feature_psnr_ci": [-12.1, -10.5], "task": -29.2, "task_ci": [-34.8, -18.7]},
+        "random": {"feature_psnr": -0.28, "feature_psnr_ci": [-1.1, 0.6], "task": None, "task_ci": None},
+    }
+    assert_real_png(P.bd_rate_bars(bd, tmp_path / "bd.png"))
+    ax = P.bd_rate_figure(bd).axes[0]
+    texts = sorted(t.get_text() for t in ax.texts)
+    assert texts == sorted(["-11.33% [-12.1, -10.5]", "-29.20% [-34.8, -18.7]", "-0.28% [-1.1, +0.6]", "n/a"])
+    assert sorted(p.get_width() for p in ax.patches) == pytest.approx([-29.2, -11.33, -0.28])  # "_ci" keys are no bars
+    segments = [seg for coll in ax.collections for seg in coll.get_segments()]
+    spans = sorted(tuple(sorted((round(a[0], 6), round(b[0], 6)))) for a, b in segments if a[1] == b[1])
+    assert spans == sorted([(-12.1, -10.5), (-34.8, -18.7), (-1.1, 0.6)])
+    lo, hi = ax.get_xlim()
+    assert lo < -34.8 and hi > 0.6  # the whole interval is on the chart
+
+
+def test_bd_rate_bars_refuse_a_malformed_interval(tmp_path):
+    with pytest.raises(ValueError, match=r"bd\['tsp'\]\['task_ci'\]"):
+        P.bd_rate_bars({"tsp": {"task": -3.0, "task_ci": [-1.0]}}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="low end is above"):
+        P.bd_rate_bars({"tsp": {"task": -3.0, "task_ci": [2.0, -1.0]}}, tmp_path / "x.png")
+
+
 def test_bd_rate_bars_with_only_the_anchor_still_writes_a_figure(tmp_path):
     assert_real_png(P.bd_rate_bars({"identity": {"feature_psnr": 0.0}}, tmp_path / "bd.png"))
 

@@ -79,3 +79,36 @@ def test_missing_anchor_is_reported():
     table, notes = bd_table(build_curves(rows_for("tsp", 1.0)))
     assert table[0]["bd_feature_psnr"] is None
     assert any("no 'identity' curve" in n for n in notes)
+
+
+def test_report_carries_intervals_into_table_summary_and_figure_data():
+    from eval.analysis.curves import Report
+
+    rows = rows_for("identity", 1.0) + rows_for("tsp", 0.8)
+    report = Report.from_rows(rows, MeanTask(), ["a", "b"], replicates=100)
+    text = report.format()
+    assert "-20.00 [-20.0, -20.0]" in text and "[95% CI]" in text
+    summary = report.summary({"model": "m"})
+    assert summary["bd_rate"]["tsp"]["feature_psnr_ci"] == pytest.approx([-20.0, -20.0])
+    assert summary["bd_rate"]["tsp"]["task_ci"] == pytest.approx([-20.0, -20.0])
+    assert summary["bd_rate"]["identity"]["task_ci"] == pytest.approx([0.0, 0.0])
+    assert set(summary["bd_rate"]["tsp"]) == {"feature_psnr", "feature_psnr_ci", "task", "task_ci"}
+    assert summary["bootstrap"]["replicates"] == 100 and summary["bootstrap"]["unit"] == "images"
+    assert summary["bootstrap"]["failed"]["tsp"] == {"feature_psnr": 0, "task": 0}
+    assert summary["overlap"]["tsp"] == {"feature_psnr": pytest.approx(1.0), "task": pytest.approx(1.0)}
+    assert summary["warnings"] == [] and summary["model"] == "m"
+    assert report.bd_rates() == summary["bd_rate"]
+
+
+def test_per_image_bd_rates_one_row_per_image_and_order():
+    from eval.analysis.curves import per_image_bd
+
+    rows = rows_for("identity", 1.0) + rows_for("tsp", 0.8)
+    for r in rows:  # image b gains nothing
+        if r["order"] == "tsp" and r["image_id"] == "b":
+            r["bits"] /= 0.8
+    got = {(p["image_id"], p["order"]): p for p in per_image_bd(rows, MeanTask(), ["a", "b"])}
+    assert set(got) == {("a", "identity"), ("a", "tsp"), ("b", "identity"), ("b", "tsp")}
+    assert got[("a", "tsp")]["bd_feature_psnr"] == pytest.approx(-20.0, abs=1e-6)
+    assert got[("b", "tsp")]["bd_feature_psnr"] == pytest.approx(0.0, abs=1e-6)
+    assert got[("a", "identity")]["bd_task"] == pytest.approx(0.0, abs=1e-9)

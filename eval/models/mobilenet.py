@@ -28,7 +28,7 @@ Task metric: ``kl_fidelity_db``, :class:`eval.tasks.classification.KLFidelity`.
 
 from __future__ import annotations
 
-
+from pathlib import Path
 
 import numpy as np
 
@@ -42,6 +42,8 @@ __all__ = ["MobileNetV2Adapter", "window_positions", "IMAGENET_MEAN", "IMAGENET_
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _STRIDE = 4  # feature stride of features[4].conv[0]
+#: hand-made orders for this layer shipped with the package (see ModelAdapter.bundled_orders)
+BUNDLED_ORDERS = {"subjective": Path(__file__).with_name("orders") / "mobilenet_v2-subjective.json"}
 
 
 def window_positions(size: int, window: int, stride: int) -> list[int]:
@@ -129,6 +131,10 @@ class MobileNetV2Adapter(ModelAdapter):
         self.task = KLFidelity()
 
     # -- identity ---------------------------------------------------------------------------------
+    def bundled_orders(self) -> dict:
+        """``subjective``: groups of look-alike channels picked by eye (see ``orders/mobilenet_v2-subjective.groups.txt``)."""
+        return dict(BUNDLED_ORDERS)
+
     def identity(self) -> str:
         import torch
 

@@ -30,7 +30,8 @@ import numpy as np
 from eval.errors import FeatureError
 from eval.analysis.metrics import feature_psnr, mse
 
-__all__ = ["CodingResult", "Job", "code_features", "run_job", "check_features", "cell_key", "make_jobs", "use_adapter"]
+__all__ = ["CodingResult", "Job", "code_features", "run_job", "check_features", "cell_key", "make_jobs", "use_adapter",
+           "order_side_bits"]
 
 
 @dataclass
@@ -83,6 +84,9 @@ def code_features(features, permutation, quantizer, packing, codec, qp: int) -> 
     quantizer, ``packing`` a codec packing, ``codec`` a codec backend.
     """
     features = check_features(features, permutation.n_channels)
+    permuted = getattr(quantizer, "permuted", None)  # per-channel parameters follow the order (global: itself)
+    if callable(permuted):
+        quantizer = permuted(permutation.order)
     codes = quantizer.quantize(permutation.apply(features))
     frames = packing.pack(codes, codec.grid)
     c0, t0 = _children_cpu(), time.perf_counter()
@@ -93,6 +97,18 @@ def code_features(features, permutation, quantizer, packing, codec, qp: int) -> 
     rec_codes = packing.unpack(decoded, codes.shape)
     reconstruction = permutation.invert(quantizer.dequantize(rec_codes)).astype(np.float32, copy=False)
     return CodingResult(reconstruction, int(bitstream.bits), bitstream, t1 - t0, t2 - t1, c1 - c0, c2 - c1)
+
+
+def order_side_bits(n_channels: int) -> int:
+    """Bits to signal one permutation of ``n_channels`` channels with a fixed-length index: ceil(log2(n!)).
+
+    What a per-image (or per-stream) order would put in :attr:`Job.side_bits` (830 bits for
+    MobileNetV2's 144 channels); a fixed order known to the decoder costs 0.
+    """
+    import math
+
+    n = int(n_channels)
+    return 0 if n <= 1 else math.ceil(math.lgamma(n + 1) / math.log(2) - 1e-9)
 
 
 def cell_key(**parts) -> str:
@@ -120,6 +136,10 @@ class Job:
     annotation: Any = None
     bitstream_dir: str | None = None  # keep bitstreams here when set
     extra: dict = field(default_factory=dict)  # recorded verbatim in the row (e.g. ablation axes)
+    # Bits of side information sent with this image's stream and counted in its bpp: 0 for a fixed
+    # order and a fixed quantizer the decoder knows beforehand (learned once, shipped with the
+    # decoder); an order or quantizer range chosen per image or per stream fills in its real size.
+    side_bits: int = 0
 
     @property
     def order_digest(self) -> str:
@@ -135,6 +155,8 @@ class Job:
             codec=self.codec,
             qp=int(self.qp),
             model=self.model,
+            # signalled side information makes another cell (same bits, other rate); 0 keeps existing keys
+            **({"side_bits": int(self.side_bits)} if self.side_bits else {}),
         )
 
     def describe(self) -> dict:
@@ -149,6 +171,7 @@ class Job:
             "codec": self.codec,
             "qp": int(self.qp),
             "pixels": int(self.meta["pixels"]),
+            "side_bits": int(self.side_bits),
             **self.extra,
         }
 
@@ -169,6 +192,26 @@ def _adapter(model: dict):
 
         _ADAPTERS[key] = make_model(model["name"], **model.get("kwargs", {}))
     return _ADAPTERS[key]
+
+
+def _feature_quality(adapter, meta: dict, features: np.ndarray, reconstruction: np.ndarray) -> dict:
+    """``feature_mse`` and ``feature_psnr`` over the part of the map that holds the image.
+
+    An adapter whose features carry padding names that part with ``valid_region(meta)``
+    (top-left ``(h, w)``, e.g. detectron2's C2 of an input padded to a multiple of 32); the
+    row then records it as ``feature_valid_hw``. Bits always count the whole coded map.
+    Adapters without padding (MobileNetV2) return None: the whole map, as always.
+    """
+    region = getattr(adapter, "valid_region", None)
+    hw = region(meta) if callable(region) else None
+    if hw is None:
+        return {"feature_mse": float(mse(features, reconstruction)), "feature_psnr": float(feature_psnr(features, reconstruction))}
+    h, w = (int(v) for v in hw)
+    if not (0 < h <= features.shape[-2] and 0 < w <= features.shape[-1]):
+        raise FeatureError(f"valid region {h}x{w} of {type(adapter).__name__} does not fit its {features.shape[-2]}x"
+                           f"{features.shape[-1]} feature map; the features do not belong to this meta")
+    ref, rec = features[..., :h, :w], reconstruction[..., :h, :w]
+    return {"feature_mse": float(mse(ref, rec)), "feature_psnr": float(feature_psnr(ref, rec)), "feature_valid_hw": [h, w]}
 
 
 def _limit_threads() -> None:
@@ -203,6 +246,9 @@ def run_job(job: Job, single_thread: bool = True) -> dict:
         codec = make_codec(job.codec)
         packing = make_packing(job.packing)
         result = code_features(features, permutation, quantizer, packing, codec, job.qp)
+        per_image = getattr(quantizer, "side_bits", None)  # e.g. offsets/scales sent with each image (global: 0)
+        if callable(per_image):
+            row["side_bits"] = int(row["side_bits"]) + int(per_image(permutation.n_channels))
         if job.bitstream_dir:
             atomic_write_bytes(Path(job.bitstream_dir) / f"{job.key}.bin", result.bitstream.data)
         adapter = _adapter(job.model)
@@ -213,9 +259,8 @@ def run_job(job: Job, single_thread: bool = True) -> dict:
         stats = adapter.task.image_stats(output, reference, job.annotation)
         row.update(
             bits=result.bits,
-            bpp=result.bits / row["pixels"],
-            feature_mse=float(mse(features, result.reconstruction)),
-            feature_psnr=float(feature_psnr(features, result.reconstruction)),
+            bpp=(result.bits + row["side_bits"]) / row["pixels"],  # side information counts (0 today)
+            **_feature_quality(adapter, job.meta, features, result.reconstruction),
             task_stats=stats,
             encode_seconds=round(result.encode_seconds, 4),
             decode_seconds=round(result.decode_seconds, 4),

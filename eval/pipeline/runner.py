@@ -34,6 +34,15 @@ times on fresh workers) before Dask gives up with ``KilledWorker``; it is record
 error row at once and not resubmitted in this run (it would most likely kill another
 worker), and a later run retries it within ``max_attempts``.
 
+Faults of the machinery are not attempts of a cell: when the scheduler is lost (its
+process killed, the network gone: Dask then cancels every pending future with
+``scheduler-connection-lost``), a connection closes while a result is fetched, or the
+cluster has no workers for the cells (``NoWorkerError``), the run stops with one
+:class:`SchedulerError` naming the scheduler address, stores nothing for the cells in flight,
+and keeps every finished cell; a re-run (on a restarted scheduler, or inline) resumes.
+Error rows that earlier versions stored for such faults are not counted as attempts
+(:func:`eval.pipeline.store.is_machinery_error`).
+
 The local cluster runs one single-threaded worker process per requested worker, with
 ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` = 1 in their environment
 (``run_job`` also pins torch to one thread), and a scheduler that hands each worker one
@@ -51,10 +60,11 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from eval.pipeline.cell import Job, run_job
-from eval.pipeline.store import ResultStore
+from eval.pipeline.store import ResultStore, StudyLock
 
 __all__ = ["RunSummary", "run_grid", "SchedulerError", "default_workers", "absolute_paths", "start_local_cluster", "WORKER_ENV"]
 
@@ -125,6 +135,11 @@ def run_grid(
     reach ``scheduler`` before raising :class:`SchedulerError`. ``executor`` is
     ``"auto"`` (inline for one worker without a scheduler, else Dask), ``"inline"`` or
     ``"dask"`` (a LocalCluster even for one worker, e.g. to time the cluster itself).
+
+    The store's folder is locked for the run (:class:`~eval.pipeline.store.StudyLock`): another
+    process running a study there makes this raise :class:`~eval.pipeline.store.StudyBusyError`.
+    A lost scheduler (or a cluster left without workers) raises :class:`SchedulerError` and
+    stores nothing for the cells in flight; finished cells stay stored and a re-run resumes.
     """
     if executor not in ("auto", "inline", "dask"):
         raise ValueError(f"executor={executor!r}; use 'auto', 'inline' or 'dask'")
@@ -134,6 +149,12 @@ def run_grid(
         raise ValueError(f"max_attempts={max_attempts!r}; use 1 or more (tries per failing cell, counted across runs)")
     if scheduler is None and int(workers) < 1:
         raise ValueError(f"workers={workers!r}; use 1 (inline) or more (Dask LocalCluster)")
+    path = getattr(store, "path", None)  # one study per folder: a second one is refused (StudyBusyError)
+    with StudyLock(Path(path).parent) if path is not None else contextlib.nullcontext():
+        return _run_grid(jobs, store, workers, scheduler, max_attempts, progress, desc, on_row, fn, scheduler_timeout, executor)
+
+
+def _run_grid(jobs, store, workers, scheduler, max_attempts, progress, desc, on_row, fn, scheduler_timeout, executor) -> RunSummary:
     unique: dict[str, Job] = {}
     for job in jobs:
         unique.setdefault(job.key, job)
@@ -307,6 +328,17 @@ def _check_address(address: str, timeout: float) -> None:
         raise _unreachable(address, exc.strerror or str(exc)) from exc
 
 
+def _set_dask_log_level(level: int) -> dict[str, int]:
+    """Set ``distributed`` and its loggers with levels of their own (Dask's config gives
+    ``distributed.client`` one) to ``level``; return their levels before."""
+    names = ["distributed"] + [n for n in list(logging.root.manager.loggerDict) if n.startswith("distributed.")
+                               and getattr(logging.root.manager.loggerDict[n], "level", logging.NOTSET)]
+    before = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(level)
+    return before
+
+
 @contextlib.contextmanager
 def _quiet_dask_logs():
     """Keep the in-process scheduler's and nannies' chatter off the study's stderr unless debugging (-v).
@@ -335,6 +367,8 @@ def _run_dask(todo: Sequence[Job], record, workers: int, scheduler: str | None, 
 
     with _quiet_dask_logs():
         client, cluster = _connect(workers, scheduler, timeout)
+        address = scheduler or getattr(cluster, "scheduler_address", None) or "?"
+        lost = False  # the scheduler is gone: closing the client then only logs tracebacks of its reconnect attempts
         tries: dict[str, int] = {}
         run_token = uuid.uuid4().hex[:8]  # a shared scheduler may see the same cells from another run
 
@@ -354,7 +388,10 @@ def _run_dask(todo: Sequence[Job], record, workers: int, scheduler: str | None, 
                     row = fut.result()
                 except KilledWorker as exc:  # the cluster already retried it on fresh workers
                     row, retry = _failure_row(job, exc, _killed_message(job, exc)), False
-                except Exception as exc:  # noqa: BLE001 - fn raised, unpicklable result, ...
+                except Exception as exc:  # noqa: BLE001 - fn raised, unpicklable result, ... or the cluster failed
+                    if _machinery_fault(fut, exc, client):  # not the cell's fault: store nothing for it
+                        lost = True
+                        raise _lost_cluster(address, scheduler is None, exc) from exc
                     row = _failure_row(job, exc)
                 finally:
                     fut.release()
@@ -362,10 +399,97 @@ def _run_dask(todo: Sequence[Job], record, workers: int, scheduler: str | None, 
                     retry_fut = submit(job)
                     futures[retry_fut] = job
                     pending.add(retry_fut)
+        except SchedulerError:
+            raise
+        except Exception as exc:  # submit / as_completed on a client that lost its scheduler (not a store or callback error)
+            if _is_machinery_exception(exc) or (isinstance(exc, (OSError, TimeoutError)) and _client_lost(client)):
+                lost = True
+                raise _lost_cluster(address, scheduler is None, exc) from exc
+            raise
         finally:
-            client.close()
+            _close_quietly(client, cluster, mute=lost)
+
+
+def _machinery_exceptions() -> tuple[type, ...]:
+    """Exceptions the cluster raises about itself, never a cell's own failure (when not raised by the task)."""
+    from concurrent.futures import CancelledError
+
+    from distributed.comm.core import CommClosedError
+
+    types: list[type] = [CancelledError, CommClosedError]
+    try:
+        from distributed.client import ClosedClientError
+
+        types.append(ClosedClientError)
+    except ImportError:  # pragma: no cover - older distributed
+        pass
+    try:
+        from distributed.scheduler import NoValidWorkerError, NoWorkerError
+
+        types += [NoValidWorkerError, NoWorkerError]
+    except ImportError:  # pragma: no cover - older distributed
+        pass
+    return tuple(types)
+
+
+def _is_machinery_exception(exc: BaseException) -> bool:
+    return isinstance(exc, _machinery_exceptions())
+
+
+def _client_lost(client) -> bool:
+    """True when the client no longer talks to its scheduler (reconnecting, closing or closed)."""
+    return getattr(client, "status", "running") not in ("running", "newly-created")
+
+
+def _machinery_fault(fut, exc: BaseException, client) -> bool:
+    """Whether ``fut`` failed because of the cluster (scheduler lost, future cancelled, result not fetched).
+
+    A task that raised on a worker (``status == "error"``) is the cell's failure, whatever it
+    raised (a codec's own TimeoutError or OSError included), except the scheduler's own
+    "no workers" errors. Anything else (a cancelled future, a comm error while fetching the
+    result, a client that lost its scheduler) is the machinery's.
+    """
+    if _is_machinery_exception(exc):
+        return True
+    status = getattr(fut, "status", None)
+    if status == "error":
+        return False
+    if status in ("cancelled", "lost") or _client_lost(client):
+        return True
+    return isinstance(exc, (OSError, TimeoutError))  # the finished result could not be fetched
+
+
+def _lost_cluster(address: str, local: bool, exc: BaseException) -> SchedulerError:
+    reason = getattr(exc, "reason", None)  # FutureCancelledError: scheduler-connection-lost, ...
+    detail = str(reason) if isinstance(reason, str) else " ".join(str(exc).split())
+    detail = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    if len(detail) > 160:
+        detail = detail[:157] + "..."
+    no_workers = "NoWorkerError" in detail or "NoValidWorkerError" in detail
+    what = f"the Dask cluster at {address} has no workers for the cells" if no_workers else f"lost the Dask scheduler at {address}"
+    todo = ("start workers for it" if no_workers else "start the scheduler again (or drop --scheduler)") if not local else \
+        "check memory and the ports on 127.0.0.1 (or use --workers 1)"
+    return SchedulerError(f"{what} ({detail}); finished cells are stored; {todo} and re-run to resume")
+
+
+def _close_quietly(client, cluster, mute: bool = False) -> None:
+    """Close the client and the local cluster, in bounded time even when the scheduler is gone.
+
+    ``mute``: the scheduler was lost, so Dask's own errors while closing (the cancelled
+    reconnect attempt, refused connections) are noise after the one-line SchedulerError.
+    """
+    before = _set_dask_log_level(logging.CRITICAL + 1) if mute else {}
+    try:
+        client.close(timeout=10)
+    except Exception as exc:  # noqa: BLE001 - a client of a lost scheduler may fail to close cleanly
+        log.debug("closing the Dask client: %s", exc)
+    finally:
+        try:
             if cluster is not None:
                 cluster.close()
+        finally:
+            for name, level in before.items():
+                logging.getLogger(name).setLevel(level)
 
 
 def _checked_call(fn, job: Job) -> dict:

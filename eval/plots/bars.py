@@ -1,7 +1,9 @@
 """Bar charts: BD-rate per channel order and metric, and TSP solver tour cost / run time.
 
 BD-rates are percentages against an anchor order, negative = fewer bits for the same
-quality; None/NaN (BD-rate refused, e.g. a non-monotone curve) is drawn as "n/a".
+quality; None/NaN (BD-rate refused, e.g. a non-monotone curve) is drawn as "n/a". An entry
+``"METRIC_ci": [lo, hi]`` beside a value (a study summary's bootstrap interval) is drawn as
+an error bar on that value's bar.
 """
 
 from __future__ import annotations
@@ -92,22 +94,42 @@ def _fmt_percent(v: float | None) -> str:
     return "n/a" if v is None else f"{v:+.2f}%"
 
 
+CI_SUFFIX = "_ci"
+
+
+def _interval(value: Any, where: str) -> tuple[float, float] | None:
+    """``[lo, hi]`` of an interval entry (None/absent: no error bar)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
+        raise ValueError(f"{where} must be [low, high] (an interval in %), got {value!r}")
+    lo, hi = (as_number(v, where) for v in value)
+    if lo is None or hi is None:
+        return None
+    if lo > hi:
+        raise ValueError(f"{where} = {list(value)!r}: the low end is above the high end")
+    return lo, hi
+
+
 def bd_rate_figure(
     bd: Mapping[str, Mapping[str, Any]],
     anchor: str = "identity",
     title: str = "",
     metric_labels: Mapping[str, str] | None = None,
 ):
-    """Figure of grouped horizontal BD-rate bars (see :func:`bd_rate_bars`)."""
+    """Figure of grouped horizontal BD-rate bars with their intervals as error bars (see :func:`bd_rate_bars`)."""
     if not isinstance(bd, Mapping):
         raise ValueError(f"bd must be a dict order -> {{'feature_psnr': x, 'task': y}}, got {type(bd).__name__}")
     labels = {**METRIC_LABELS, **(metric_labels or {})}
     metrics: list[str] = []
     rows: list[tuple[str, dict]] = []
+    intervals: dict[str, dict] = {}
     for name, entry in bd.items():
         if not isinstance(entry, Mapping):
             raise ValueError(f"bd[{name!r}] must be a dict metric -> BD-rate (%), got {entry!r}")
-        values = {m: as_number(v, f"bd[{name!r}][{m!r}]") for m, v in entry.items()}
+        values = {m: as_number(v, f"bd[{name!r}][{m!r}]") for m, v in entry.items() if not str(m).endswith(CI_SUFFIX)}
+        intervals[str(name)] = {str(m)[: -len(CI_SUFFIX)]: _interval(v, f"bd[{name!r}][{m!r}]")
+                                for m, v in entry.items() if str(m).endswith(CI_SUFFIX)}
         for m in values:
             if m not in metrics:
                 metrics.append(m)
@@ -132,10 +154,15 @@ def bd_rate_figure(
     colors = matplotlib.colormaps["tab10"]
     height = 0.8 / len(metrics)
     present = [v for _, vals in rows for v in vals.values() if v is not None]
+    for name, vals in rows:
+        for m, ci in intervals.get(name, {}).items():
+            if ci is not None and vals.get(m) is not None:
+                present.extend(ci)
     lo, hi = min([0.0, *present]), max([0.0, *present])
     span = (hi - lo) or 1.0
+    any_ci = False
     for j, m in enumerate(metrics):
-        ys, xs = [], []
+        ys, xs, err_y, err_x, err = [], [], [], [], []
         for i, (name, vals) in enumerate(rows):
             y = i - 0.4 + height * (j + 0.5)
             v = vals.get(m)
@@ -144,14 +171,30 @@ def bd_rate_figure(
                 continue
             ys.append(y)
             xs.append(v)
-            ax.text(v + (0.01 if v >= 0 else -0.01) * span, y, _fmt_percent(v), ha="left" if v >= 0 else "right", va="center", fontsize=8)
+            ci = intervals.get(name, {}).get(m)
+            label = _fmt_percent(v)
+            end = v
+            if ci is not None:
+                err_y.append(y)
+                err_x.append(v)
+                err.append((max(0.0, v - ci[0]), max(0.0, ci[1] - v)))
+                label += f" [{ci[0]:+.1f}, {ci[1]:+.1f}]"
+                end = ci[1] if v >= 0 else ci[0]
+            ax.text(end + (0.01 if v >= 0 else -0.01) * span, y, label, ha="left" if v >= 0 else "right", va="center", fontsize=8)
         ax.barh(ys, xs, height=height * 0.92, color=colors(j % 10))
+        if err:
+            any_ci = True
+            ax.errorbar(err_x, err_y, xerr=np.array(err).T, fmt="none", ecolor="black", elinewidth=1.0, capsize=3)
     ax.axvline(0.0, color="black", lw=0.8)
-    ax.set_xlim(lo - 0.2 * span, hi + 0.2 * span)
+    ax.set_xlim(lo - (0.45 if any_ci else 0.2) * span, hi + (0.45 if any_ci else 0.2) * span)
     ax.set_yticks(range(len(rows)), [plain_text(name) for name, _ in rows])
     ax.set_ylim(len(rows) - 0.5, -0.5)  # first order on top
     ax.grid(axis="x", alpha=0.3)
     handles = [Patch(color=colors(j % 10), label=plain_text(labels.get(m, m))) for j, m in enumerate(metrics)]
+    if any_ci:
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], color="black", marker="|", markersize=8, lw=1.0, label="95 % interval (bootstrap)"))
     fig.legend(handles=handles, title="quality measure", loc="outside lower center", ncols=len(handles), fontsize=8, title_fontsize=8)
     return fig
 
@@ -216,9 +259,10 @@ def bd_rate_bars(
 ) -> Path:
     """Write grouped horizontal bars of BD-rate (%) per order and quality metric.
 
-    ``bd`` is ``{order: {"feature_psnr": x, "task": y}}`` (a study summary's ``bd_rate``).
-    The anchor itself is left out (0 by definition); None/NaN values (BD-rate refused,
-    e.g. a non-monotone curve) are drawn as "n/a" rather than as a zero bar.
+    ``bd`` is ``{order: {"feature_psnr": x, "task": y}}`` (a study summary's ``bd_rate``), optionally
+    with ``"feature_psnr_ci": [lo, hi]`` / ``"task_ci": [lo, hi]`` drawn as error bars (and printed
+    beside the value). The anchor itself is left out (0 by definition); None/NaN values (BD-rate
+    refused, e.g. a non-monotone curve) are drawn as "n/a" rather than as a zero bar.
     """
     return save_png(bd_rate_figure(bd, anchor, title, metric_labels), path)
 

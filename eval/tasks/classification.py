@@ -39,10 +39,12 @@ class KLFidelity(TaskMetric):
 
     ``image_stats(output, reference)`` takes per-window logits ``[n, classes]``
     (decoded and reference, same windows) and returns
-    ``{"kl_sum", "n", "top1_agree", "top5_agree"}``: the summed
+    ``{"kl_sum", "n", "top1_agree", "top5_agree", "kl_windows"}``: the summed
     ``KL(softmax(reference) || softmax(output))`` in nats (computed in float64,
     each window's KL clipped at 0 against rounding), the number of windows, and
-    how many windows keep the reference top-1 class as top-1 / within the top 5.
+    how many windows keep the reference top-1 class as top-1 / within the top 5, and each
+    window's own KL (``kl_windows``, 6 significant digits: what the bootstrap over windows
+    inside images resamples; ``results.csv`` leaves it out, the results store keeps it).
 
     ``aggregate`` pools windows over all images: ``-10*log10(sum kl / sum n)``.
     A mean KL of exactly 0 (identical predictions, e.g. lossless coding) would
@@ -78,7 +80,26 @@ class KLFidelity(TaskMetric):
             "n": int(out.shape[0]),
             "top1_agree": int((out.argmax(axis=1) == top_ref).sum()),
             "top5_agree": int((top5 == top_ref[:, None]).any(axis=1).sum()),
+            # per-window KL (6 significant digits) for the bootstrap over windows (eval.analysis.bootstrap)
+            "kl_windows": [float(f"{v:.6g}") for v in kl],
         }
+
+    # -- per-window statistics for the two-stage bootstrap (eval.analysis.bootstrap) ---------------
+    @staticmethod
+    def unit_count(stats: dict) -> int | None:
+        """Windows with their own KL in one image's ``stats`` (None for rows stored without them)."""
+        kl = stats.get("kl_windows") if isinstance(stats, dict) else None
+        return len(kl) if kl else None
+
+    @staticmethod
+    def resample_units(stats: dict, index) -> dict:
+        """One image's statistics over the windows at ``index`` (repeats allowed): ``{"kl_sum", "n"}``.
+
+        Enough for :meth:`aggregate` and :meth:`mean_kl`; the top-1/top-5 counts are not kept per window.
+        """
+        kl = np.asarray(stats["kl_windows"], dtype=np.float64)
+        idx = np.asarray(index, dtype=np.int64)
+        return {"kl_sum": float(kl[idx].sum()), "n": int(idx.size)}
 
     @staticmethod
     def _totals(stats: Sequence[dict]) -> tuple[float, int]:

@@ -15,13 +15,17 @@ cut at its longest edge instead.
 
 Solvers (``SOLVERS``): ``exact`` (Held-Karp, n <= 13), ``nearest_neighbour``,
 ``two_opt`` (2-opt + Or-opt local search in numpy from a nearest-neighbour path),
-``lkh`` (LKH-2 through elkai), ``fast_tsp``, ``python_tsp_local_search``,
-``python_tsp_simulated_annealing``, ``python_tsp_lin_kernighan`` (python-tsp >= 0.4
-only), ``christofides`` and ``greedy`` (networkx), and ``default``.
+``lkh`` (LKH-2 through elkai), ``fast_tsp``, ``christofides`` and ``greedy`` (networkx),
+python-tsp 0.5.0's ``python_tsp_dynamic_programming`` (n <= 13), ``python_tsp_local_search``,
+``python_tsp_simulated_annealing``, ``python_tsp_lin_kernighan`` and
+``python_tsp_record_to_record``, and ``default``. python-tsp's solvers run in a worker
+process killed at their time budget; a call stopped there returns a fallback path with
+``res.timed_out`` set (see :mod:`~reorder.tsp.pytsp`).
 
 Modules: :mod:`~reorder.tsp.base` (registry, results, matrix helpers),
 :mod:`~reorder.tsp.exact`, :mod:`~reorder.tsp.heuristics` (the package's own numpy
-heuristics), :mod:`~reorder.tsp.external` (other packages' solvers) and
+heuristics), :mod:`~reorder.tsp.external` (other packages' solvers),
+:mod:`~reorder.tsp.pytsp` (python-tsp's, under a hard time limit) and
 :mod:`~reorder.tsp.default`. Each solver registers itself in :data:`TSP_SOLVERS`, so a
 new solver is one new module here.
 """
@@ -46,12 +50,13 @@ from .base import (
 from .exact import _brute_force, _held_karp  # noqa: I001  (import order is SOLVERS order)
 from .heuristics import local_search
 from .external import fast_tsp_budget, lkh_params
+from .pytsp import HARD_LIMIT_MARGIN, python_tsp_budget
 from .default import DEFAULT_EXACT_N, DEFAULT_LKH_MAX_N
 
 __all__ = [
     "SOLVERS", "TSP_SOLVERS", "PathResult", "SolverUnavailableError", "available_solvers", "canonical_solver",
     "check_distance_matrix", "local_search", "path_cost", "solve_path", "lkh_params", "fast_tsp_budget",
-    "EXACT_MAX_N", "DEFAULT_EXACT_N", "DEFAULT_LKH_MAX_N",
+    "EXACT_MAX_N", "DEFAULT_EXACT_N", "DEFAULT_LKH_MAX_N", "python_tsp_budget", "HARD_LIMIT_MARGIN",
 ]
 
 
@@ -85,7 +90,10 @@ def solve_path(D, solver: str = "default", start: int | None = None, seed: int =
     ``start=k`` makes the path begin at node k. ``seed`` makes randomised solvers
     reproducible. ``time_budget`` (seconds) bounds the search of the solvers that
     take one (lkh, fast_tsp, two_opt, python-tsp); ``None`` uses each solver's own
-    default. Without ``start``, the path is oriented to begin at its smaller end node,
+    default. For python-tsp's solvers it is a hard limit (:func:`python_tsp_budget` when
+    None): the call returns within ``time_budget + HARD_LIMIT_MARGIN`` seconds, with
+    ``timed_out=True`` and a fallback path when the solver had not finished. Without
+    ``start``, the path is oriented to begin at its smaller end node,
     so equal paths compare equal. Raises ValueError for a bad matrix, solver or start,
     and :class:`SolverUnavailableError` when the solver's package is missing.
     """
@@ -97,18 +105,20 @@ def solve_path(D, solver: str = "default", start: int | None = None, seed: int =
         raise ValueError(f"time_budget must be a positive number of seconds or None, got {time_budget!r}")
     t0 = time.perf_counter()
     used = name
+    timed_out = False
     if name == "exact" and n > EXACT_MAX_N:
         _held_karp(D, start)  # raises the size error
     if n <= 3:
         path = _brute_force(D, start)  # every solver agrees; LKH and fast_tsp need a few nodes
     else:
         path = TSP_SOLVERS.get(name)(D, start, seed, time_budget)
-        if isinstance(path, tuple):  # (path, label): the solver names what it did (``default(lkh)``)
-            path, used = path
+        if isinstance(path, tuple):  # (path, label[, timed_out]): the solver names what it did (``default(lkh)``)
+            path, used, *flag = path
+            timed_out = bool(flag[0]) if flag else False
     path = _orient(np.asarray(path, dtype=np.int64), start)
     if start is not None and path[0] != start:  # pragma: no cover - _orient guarantees it
         raise RuntimeError(f"solver {name} did not honour start={start}")
     if path.size != n or np.unique(path).size != n:  # pragma: no cover - guards solver wrappers
         raise RuntimeError(f"solver {name} returned an invalid path")
     seconds = time.perf_counter() - t0
-    return PathResult(path=path, cost=path_cost(D, path), solver=used, seconds=seconds)
+    return PathResult(path=path, cost=path_cost(D, path), solver=used, seconds=seconds, timed_out=timed_out)

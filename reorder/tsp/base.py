@@ -2,7 +2,8 @@
 
 A solver is a function ``solve(D, start, seed, time_budget)`` returning an open path over
 all nodes (or ``(path, label)`` when it wants :attr:`PathResult.solver` to say more, as
-``default`` does). It joins :data:`TSP_SOLVERS` with the registry decorator where it is
+``default`` does, or ``(path, label, timed_out)`` when a hard time limit stopped it and the
+path is a fallback, as python-tsp's solvers do). It joins :data:`TSP_SOLVERS` with the registry decorator where it is
 defined, and with :func:`needs` when it imports an optional package::
 
     @TSP_SOLVERS.register("lkh", "elkai")
@@ -36,12 +37,18 @@ class SolverUnavailableError(ImportError):
 
 @dataclass(frozen=True)
 class PathResult:
-    """An open path over all nodes, its cost under the original float distances, the solver and its wall time."""
+    """An open path over all nodes, its cost under the original float distances, the solver and its wall time.
+
+    ``timed_out`` is True when the solver was stopped at its hard time limit and ``path`` is
+    the fallback it returned instead of its own answer (python-tsp's solvers, see
+    :mod:`reorder.tsp.pytsp`); ``solver`` then says which fallback.
+    """
 
     path: np.ndarray
     cost: float
     solver: str
     seconds: float
+    timed_out: bool = False
 
 
 TSP_SOLVERS = Registry("TSP solver", package="reorder.tsp")

@@ -1,12 +1,10 @@
-"""Solvers from other packages: LKH (elkai), fast_tsp, python-tsp and networkx.
+"""Solvers from other packages: LKH (elkai), fast_tsp and networkx (python-tsp's are in :mod:`~reorder.tsp.pytsp`).
 
 Closed-tour solvers get the dummy node of :func:`reorder.tsp.base._with_dummy`; the
 networkx approximations cannot take it, so their tour is cut at its longest edge.
 """
 
 from __future__ import annotations
-
-import random
 
 import numpy as np
 
@@ -21,7 +19,6 @@ from .base import (
     _with_dummy,
     needs,
 )
-from .heuristics import _nearest_neighbour
 
 # --------------------------------------------------------------------------------------------- LKH (elkai)
 
@@ -88,53 +85,6 @@ def _fast_tsp(D, start, seed, time_budget, candidates: str = "alpha"):
     return _tour_to_path(tour, n)
 
 
-# --------------------------------------------------------------------------------------------- python-tsp
-
-
-def _python_tsp_function(name: str):
-    try:
-        from python_tsp import heuristics
-    except ImportError:
-        raise SolverUnavailableError(
-            f"solver 'python_tsp_{name}' needs python-tsp; install it with `pip install python-tsp`"
-        ) from None
-    fn = getattr(heuristics, f"solve_tsp_{name}", None)
-    if fn is None:
-        raise SolverUnavailableError(
-            f"solver 'python_tsp_{name}' needs a newer python-tsp (this one has no solve_tsp_{name}); "
-            "`pip install -U python-tsp` (>= 0.4 needs networkx < 3 via tsplib95)"
-        )
-    return fn
-
-
-def _python_tsp(name: str):
-    def solve(D, start, seed, time_budget):
-        fn = _python_tsp_function(name)
-        n = D.shape[0]
-        top = float(D.max()) or 1.0
-        ext = np.zeros((n + 1, n + 1))  # the dummy is node 0: python-tsp keeps the first node of x0 first
-        ext[1:, 1:] = D
-        row = np.zeros(n) if start is None else np.full(n, 2 * top + 1.0)
-        if start is not None:
-            row[start] = 0.0
-        ext[0, 1:] = ext[1:, 0] = row
-        x0 = [0] + [int(v) + 1 for v in _nearest_neighbour(D, start, seed)]
-        py_state, np_state = random.getstate(), np.random.get_state()
-        random.seed(seed)
-        np.random.seed(seed)
-        try:
-            kwargs = {"x0": x0}
-            if time_budget is not None:
-                kwargs["max_processing_time"] = float(time_budget)
-            tour, _ = fn(ext, **kwargs)
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
-        return _tour_to_path([int(t) - 1 if t else n for t in tour], n)
-
-    return solve
-
-
 # --------------------------------------------------------------------------------------------- networkx
 
 
@@ -176,10 +126,6 @@ def fast_tsp(D, start, seed, time_budget):
     """fast_tsp's local search (alpha candidates, :func:`fast_tsp_budget` seconds by default)."""
     return _fast_tsp(D, start, seed, time_budget)
 
-
-for _name in ("local_search", "simulated_annealing", "lin_kernighan"):
-    TSP_SOLVERS.register(f"python_tsp_{_name}")(
-        needs(check=lambda _name=_name: _python_tsp_function(_name))(_python_tsp(_name)))
 
 for _kind in ("christofides", "greedy"):
     TSP_SOLVERS.register(_kind)(needs("networkx")(_networkx(_kind)))
