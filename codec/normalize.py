@@ -51,10 +51,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .quantize import _NOT_FITTED, QUANTIZERS, Quantizer, _check_finite
+from .quantize import _NOT_FITTED, QUANTIZERS, Quantizer, _check_finite, _CodeMapping
 
 __all__ = ["ChannelQuantizer", "channel_stats"]
 
@@ -150,7 +149,7 @@ def _guard_scale(offset: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
 
 @QUANTIZERS.register("channel", "per-channel")
-class ChannelQuantizer(BaseEstimator):
+class ChannelQuantizer(_CodeMapping):
     """Per-channel ``(x - offset_c) / scale_c`` followed by a shared global curve (a scikit-learn estimator).
 
     Args:
@@ -213,23 +212,6 @@ class ChannelQuantizer(BaseEstimator):
     def _ordered_params(self) -> dict[str, Any]:
         keys = ("bits", "percentile", "curve", "stat", "center", "per_image", "shape")
         return {key: getattr(self, key) for key in keys}
-
-    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._ordered_params().items())
-        return f"{type(self).__name__}({args})"
-
-    @property
-    def levels(self) -> int:
-        """Number of codes, ``2**bits``."""
-        return 1 << self.bits
-
-    @property
-    def is_fitted(self) -> bool:
-        """True after :meth:`fit` (or :func:`codec.quantizer_from_dict`) while the parameters are unchanged."""
-        return "fitted_params_" in self.__dict__ and self.fitted_params_ == self.get_params(deep=False)
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return self.is_fitted
 
     def side_bits(self, n_channels: int) -> int:
         """Side information per image: 2 float16 values per channel when fitted per image, else 0."""

@@ -88,7 +88,33 @@ def _check_finite(x: np.ndarray, what: str) -> None:
         raise ValueError(f"{what} contains {n_bad} NaN/Inf values; clean the features before quantizing")
 
 
-class Quantizer(BaseEstimator):
+class _CodeMapping(BaseEstimator):
+    """What every quantizer shares as an estimator: its code count, fitted state and repr.
+
+    Subclasses define ``_ordered_params`` (the parameters in the order ``to_dict`` and repr
+    keep) and set ``fitted_params_`` when fitted; changing a parameter afterwards makes the
+    quantizer unfitted again (``check_is_fitted`` reads :meth:`__sklearn_is_fitted__`).
+    """
+
+    @property
+    def levels(self) -> int:
+        """Number of codes, ``2**bits``."""
+        return 1 << self.bits
+
+    @property
+    def is_fitted(self) -> bool:
+        """True after :meth:`fit` (or :func:`quantizer_from_dict`) while the parameters are unchanged."""
+        return "fitted_params_" in self.__dict__ and self.fitted_params_ == self.get_params(deep=False)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self.is_fitted
+
+    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._ordered_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Quantizer(_CodeMapping):
     """Base class: range fitting, code mapping, serialisation (a scikit-learn estimator).
 
     Subclasses define ``name``, extra parameters in ``_extra_params`` (also
@@ -140,23 +166,6 @@ class Quantizer(BaseEstimator):
         """Parameters in their historical order (``to_dict`` output and repr keep it)."""
         keys = ("bits", "percentile", "xmin", "xmax", *self._extra_params)
         return {key: getattr(self, key) for key in keys}
-
-    @property
-    def levels(self) -> int:
-        """Number of codes, ``2**bits``."""
-        return 1 << self.bits
-
-    @property
-    def is_fitted(self) -> bool:
-        """True after :meth:`fit` (or :func:`quantizer_from_dict` with a range) while the parameters are unchanged."""
-        return "fitted_params_" in self.__dict__ and self.fitted_params_ == self.get_params(deep=False)
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return self.is_fitted
-
-    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._ordered_params().items())
-        return f"{type(self).__name__}({args})"
 
     # ----------------------------------------------------------- fitting
     def fit(self, X: Iterable[np.ndarray], y: Any = None) -> "Quantizer":
