@@ -13,6 +13,9 @@
       orders/NAME.distance.npy the calibration distance matrix a learned order was solved on
       figures/                 BD-rate bars, channel mosaics, similarity heat maps
       bitstreams/KEY.bin       every bitstream (with --keep-bitstreams)
+      config.toml              every option's final value: ``--from OUT/config.toml`` runs the study again
+      mpeg_per_qp.csv          one row per order x QP in CompressAI-Vision's CTTC column order
+      .study.lock              held while a study runs in the folder (one study per folder)
 
 Studies and notebooks ask this module for paths and hand it in-memory results;
 it writes them (atomically) and draws the figures from the same in-memory data, so
