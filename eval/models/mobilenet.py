@@ -163,7 +163,7 @@ class MobileNetV2Adapter(ModelAdapter):
         a = np.asarray(image)
         if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3 or a.shape[0] < 1 or a.shape[1] < 1:
             raise ValueError(f"image must be an H x W x 3 uint8 RGB array, got shape {a.shape} dtype {a.dtype}; "
-                             "use eval.datasets.load_image")
+                             "use eval.data.images.load_image")
         h, w = self.input_size(a.shape[0], a.shape[1])
         if (h, w) != a.shape[:2]:
             a = np.asarray(Image.fromarray(a).resize((w, h), Image.Resampling.BILINEAR))
