@@ -63,12 +63,9 @@ def _git(*args: str) -> str | None:
 @functools.lru_cache(maxsize=None)
 def package_info() -> dict:
     """The package's installed version and the git commit of the checkout it runs from ("unknown" outside one)."""
-    from importlib import metadata
+    from reorder.permutation import package_version  # the one version lookup (also in order provenance)
 
-    try:
-        version = metadata.version(PACKAGE)
-    except metadata.PackageNotFoundError:
-        version = "unknown"
+    version = package_version()
     commit = _git("rev-parse", "HEAD") or "unknown"
     status = _git("status", "--porcelain", "--untracked-files=no") if commit != "unknown" else None
     return {"name": PACKAGE, "version": version, "git_commit": commit,

@@ -297,7 +297,6 @@ def study_config(parser: argparse.ArgumentParser, args: argparse.Namespace, argv
     option-group titles as comments."""
     import platform
     import shlex
-    from importlib import metadata
 
     argv = sys.argv[1:] if argv is None else list(argv)
     groups = {a: g.title for g in parser._action_groups for a in g._group_actions}
@@ -308,10 +307,9 @@ def study_config(parser: argparse.ArgumentParser, args: argparse.Namespace, argv
             comments[action.dest] = f"--- {title}"
             last = title
         options[action.dest] = _config_value(action, getattr(args, action.dest, None))
-    try:
-        version = metadata.version("fcm-reorder")
-    except metadata.PackageNotFoundError:
-        version = "unknown"
+    from reorder.permutation import package_version
+
+    version = package_version()
     meta = {
         "study": _study_name(parser), "version": version, "python": platform.python_version(),
         "command": shlex.join([*parser.prog.split(), *argv]), "from": getattr(args, CONFIG_DEST, None),
