@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-__all__ = ["mse", "feature_psnr", "bits_per_pixel"]
+__all__ = ["mse", "feature_psnr", "mse_and_psnr", "bits_per_pixel"]
 
 
 def _pair(ref, rec) -> tuple[np.ndarray, np.ndarray]:
@@ -60,6 +60,11 @@ def feature_psnr(ref, rec, peak: float | None = None) -> float:
     Identical inputs give ``math.inf``. A constant reference with the default
     peak has no dynamic range and raises ``ValueError`` (pass ``peak``).
     """
+    return mse_and_psnr(ref, rec, peak)[1]
+
+
+def mse_and_psnr(ref, rec, peak: float | None = None) -> tuple[float, float]:
+    """``(MSE, PSNR in dB)`` of ``rec`` against ``ref`` from one pass over the arrays (a cell needs both)."""
     a, b = _pair(ref, rec)
     if peak is None:
         peak = float(a.max() - a.min())
@@ -73,8 +78,8 @@ def feature_psnr(ref, rec, peak: float | None = None) -> float:
             raise ValueError(f"peak must be a finite positive number, got {peak!r}")
     err = mse(a, b)
     if err == 0.0:
-        return math.inf
-    return 10.0 * math.log10(peak * peak / err)
+        return err, math.inf
+    return err, 10.0 * math.log10(peak * peak / err)
 
 
 def bits_per_pixel(total_bits, total_pixels) -> float:

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from eval.errors import FeatureError
-from eval.analysis.metrics import feature_psnr, mse
+from eval.analysis.metrics import mse_and_psnr
 
 __all__ = ["CodingResult", "Job", "code_features", "run_job", "check_features", "cell_key", "make_jobs", "use_adapter",
            "order_side_bits"]
@@ -205,13 +205,15 @@ def _feature_quality(adapter, meta: dict, features: np.ndarray, reconstruction: 
     region = getattr(adapter, "valid_region", None)
     hw = region(meta) if callable(region) else None
     if hw is None:
-        return {"feature_mse": float(mse(features, reconstruction)), "feature_psnr": float(feature_psnr(features, reconstruction))}
+        err, psnr = mse_and_psnr(features, reconstruction)
+        return {"feature_mse": float(err), "feature_psnr": float(psnr)}
     h, w = (int(v) for v in hw)
     if not (0 < h <= features.shape[-2] and 0 < w <= features.shape[-1]):
         raise FeatureError(f"valid region {h}x{w} of {type(adapter).__name__} does not fit its {features.shape[-2]}x"
                            f"{features.shape[-1]} feature map; the features do not belong to this meta")
     ref, rec = features[..., :h, :w], reconstruction[..., :h, :w]
-    return {"feature_mse": float(mse(ref, rec)), "feature_psnr": float(feature_psnr(ref, rec)), "feature_valid_hw": [h, w]}
+    err, psnr = mse_and_psnr(ref, rec)
+    return {"feature_mse": float(err), "feature_psnr": float(psnr), "feature_valid_hw": [h, w]}
 
 
 def _limit_threads() -> None:
@@ -239,6 +241,7 @@ def run_job(job: Job, single_thread: bool = True) -> dict:
         _limit_threads()
     row = job.describe()
     row.update(status="ok", error="", host=socket.gethostname(), pid=os.getpid())
+    t_cell = time.perf_counter()
     try:
         permutation = Permutation(np.asarray(job.order, dtype=np.int64), {"name": job.order_name})
         features = check_features(np.load(job.feature_path, allow_pickle=False), permutation.n_channels, job.feature_path)
@@ -267,6 +270,9 @@ def run_job(job: Job, single_thread: bool = True) -> dict:
             encode_cpu_seconds=round(result.encode_cpu_seconds, 4),
             decode_cpu_seconds=round(result.decode_cpu_seconds, 4),
             tail_seconds=round(tail_seconds, 4),
+            # the whole cell (load, quantize, pack, code, unpack, tail, metrics, writes): what
+            # studies.bench_pipeline splits into codec and non-codec shares
+            cell_seconds=round(time.perf_counter() - t_cell, 4),
         )
     except Exception as exc:  # noqa: BLE001 - every failure is recorded against its row
         row.update(status="error", error=f"{type(exc).__name__}: {exc}".strip(), traceback=traceback.format_exc(limit=6))
