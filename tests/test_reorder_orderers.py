@@ -208,3 +208,25 @@ def test_quantized_normalization_fits_a_codec_quantizer_by_name():
     assert "quantizer" in o.to_permutation().provenance
     with pytest.raises(ValueError, match="re-iterable"):
         make_orderer("tsp-mse:normalization=quantized").fit(iter(imgs))
+
+
+@pytest.mark.parametrize("normalized", [False, True])
+def test_spectral_order_is_the_dense_fiedler_vector_order(normalized):
+    """scikit-learn's spectral_embedding gives the same order as the Laplacian's dense eigenvector."""
+    from scipy.linalg import eigh
+
+    from reorder.similarity import affinity
+
+    rng = np.random.default_rng(3)
+    base = rng.random((4, 12, 12))
+    calib = [np.concatenate([base + 0.05 * k * rng.random((4, 12, 12)) for k in range(5)]) for _ in range(3)]
+    o = make_orderer("spectral-correlation", normalized=normalized).fit(calib)
+    W = affinity(o.distance_)
+    deg = W.sum(axis=1)
+    if normalized:
+        inv = 1.0 / np.sqrt(deg)
+        f = eigh(np.eye(len(deg)) - inv[:, None] * W * inv[None, :], subset_by_index=[1, 1])[1][:, 0] * inv
+    else:
+        f = eigh(np.diag(deg) - W, subset_by_index=[1, 1])[1][:, 0]
+    f = -f if f[np.argmax(np.abs(f))] < 0 else f
+    np.testing.assert_array_equal(o.permutation_, np.argsort(f, kind="stable"))

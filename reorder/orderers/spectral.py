@@ -33,24 +33,17 @@ class SpectralOrder(DistanceOrderer):
         self.downsample = downsample
 
     def fit(self, calib, y=None):
-        from scipy.linalg import eigh
+        from sklearn.manifold import spectral_embedding
 
         D, count = self._distance(calib)
         n = D.shape[0]
         if n < 3:
             order = np.arange(n)
         else:
-            W = affinity(D)
-            deg = W.sum(axis=1)
-            if self.normalized:
-                inv = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1e-300)), 0.0)
-                L = np.eye(n) - inv[:, None] * W * inv[None, :]
-            else:
-                L = np.diag(deg) - W
-            _, vecs = eigh(L, subset_by_index=[1, 1])
-            f = vecs[:, 0]
-            if self.normalized:
-                f = f * np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1e-300)), 0.0)
+            # scikit-learn's Laplacian eigenmap: the first non-trivial eigenvector (scaled by
+            # diag(W 1)^-1/2 for the normalised Laplacian), with its sign made deterministic
+            f = spectral_embedding(affinity(D), n_components=1, norm_laplacian=bool(self.normalized),
+                                   drop_first=True, random_state=0)[:, 0]
             if f[np.argmax(np.abs(f))] < 0:
                 f = -f
             self.fiedler_ = f
