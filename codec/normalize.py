@@ -58,7 +58,18 @@ from .quantize import _NOT_FITTED, QUANTIZERS, Quantizer, _check_finite, _CodeMa
 __all__ = ["ChannelQuantizer", "channel_stats"]
 
 #: curve name -> its shape keyword (``None``: no shape)
-_CURVE_SHAPES = {"uniform": None, "log": "shape", "power": "gamma", "mulaw": "mu"}
+
+
+def _curve_shapes() -> dict[str, str | None]:
+    """Every registered global curve -> the keyword of its shape parameter (None: no shape), read from
+    the quantizer registry, so a new curve file is wrappable here too."""
+    out = {}
+    for name in QUANTIZERS.names():
+        cls = QUANTIZERS.get(name)
+        if not getattr(cls, "per_channel", False):
+            out[name] = cls.shape_param[0] if cls.shape_param else None
+    return out
+
 _STAT = re.compile(r"^(max|std|p(\d+(?:\.\d*)?))$")
 _F16_MAX = float(np.finfo(np.float16).max)
 _F16_TINY = float(np.finfo(np.float16).tiny)  # smallest normal float16, 2**-14
@@ -189,16 +200,17 @@ class ChannelQuantizer(_CodeMapping):
 
     # ----------------------------------------------------------- parameters
     def _curve_kwargs(self) -> dict[str, Any]:
-        key = _CURVE_SHAPES[self.curve]
+        key = _curve_shapes()[self.curve]
         kw: dict[str, Any] = {"bits": self.bits, "percentile": self.percentile}
         if key is not None and self.shape is not None:
             kw[key] = self.shape
         return kw
 
     def _check_params(self) -> None:
-        if self.curve not in _CURVE_SHAPES:
-            raise ValueError(f"channel quantizer: curve={self.curve!r}; use one of {', '.join(_CURVE_SHAPES)}")
-        if self.shape is not None and _CURVE_SHAPES[self.curve] is None:
+        shapes = _curve_shapes()
+        if self.curve not in shapes:
+            raise ValueError(f"channel quantizer: curve={self.curve!r}; use one of {', '.join(shapes)}")
+        if self.shape is not None and shapes[self.curve] is None:
             raise ValueError(f"channel quantizer: curve={self.curve!r} takes no shape (got shape={self.shape!r})")
         _parse_stat(self.stat)
         for key in ("center", "per_image"):
