@@ -121,17 +121,13 @@ _VERSION_LINE = re.compile(r"version[:\s]+v?([0-9][\w.\-+]*)", re.IGNORECASE)
 
 
 def _encoder_version(codec_spec: str) -> dict:
-    """The encoder's version as its own log reports it, from a 2-frame encode through the package's backend."""
-    import numpy as np
-
+    """The encoder's version as its own log reports it, from the setup's 2-frame codec check."""
     from codec import make_codec
+    from eval.pipeline.setup import smoke_test_codec
 
     codec = make_codec(codec_spec)
     name = codec.name
-    side = max(32, int(getattr(codec, "grid", 8)))
-    frames = np.full((2, side, side), 128, dtype=np.uint8)
-    frames[1, : side // 2] = 64
-    bs = codec.encode(frames, int(sum(codec.qp_range) // 2))
+    bs = smoke_test_codec(codec)
     lines = [ln.strip() for ln in (bs.log or "").splitlines() if "version" in ln.lower()]
     own = [ln for ln in lines if name.lower() in ln.lower() or "encoder" in ln.lower()]
     for line in own + lines:

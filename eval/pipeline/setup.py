@@ -75,8 +75,14 @@ def fit_quantizer(spec, calib):
     return make_quantizer(spec).fit(calib)
 
 
-def smoke_test_codec(codec_obj) -> None:
-    """Encode and decode two tiny frames; raises the codec's own clear error if that fails."""
+def smoke_test_codec(codec_obj):
+    """Encode and decode two tiny frames; raises the codec's own clear error if that fails.
+
+    Returns the bitstream: its ``log`` is the encoder's own, which names its version
+    (:mod:`eval.environment` reads it from there).
+    """
     side = max(32, codec_obj.grid)  # libvvenc rejects 16x16 pictures (its per-picture byte limit is below the parameter sets)
     frames = np.full((2, side, side), 100, dtype=np.uint8)
-    codec_obj.decode(codec_obj.encode(frames, 37, bit_depth=8))
+    bitstream = codec_obj.encode(frames, 37, bit_depth=8)
+    codec_obj.decode(bitstream)
+    return bitstream
