@@ -88,7 +88,9 @@ class Registry:
     ``package``: a package whose modules are imported on first lookup, so that every
     module in it that registers a class is known without being listed anywhere.
     A registered class may declare ``name_arg``: then ``"family-value"`` builds
-    ``cls(**{name_arg: "value"})`` (``tsp-mse`` is ``TSPOrder(metric="mse")``).
+    ``cls(**{name_arg: "value"})`` (``tsp-mse`` is ``TSPOrder(metric="mse")``), with the value
+    passed through the class's ``name_value`` (canonical spelling, checked early) and
+    ``name_defaults[value]`` applied first; ``option_aliases`` maps other spellings of options.
     """
 
     def __init__(self, kind: str, package: str | None = None):
@@ -129,9 +131,12 @@ class Registry:
         return tuple(self._display[k] for k in self._classes)
 
     def __contains__(self, name: str) -> bool:
-        self._discover()
-        key = _key(name)
-        return key in self._classes or key in self._aliases
+        """Whether :meth:`resolve` knows ``name`` (a registered name, an alias or a ``family-value`` name)."""
+        try:
+            self.resolve(name)
+        except ValueError:
+            return False
+        return True
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
@@ -161,7 +166,13 @@ class Registry:
         """Build from ``"name:key=value,..."``; keyword ``overrides`` win over the spec's options."""
         name, opts = parse_spec(spec, self.kind)
         cls, implied = self.resolve(name)
-        params = {**getattr(cls, "name_defaults", {}).get(next(iter(implied.values()), None), {}), **implied, **opts, **overrides}
+        canonical = getattr(cls, "name_value", None)  # e.g. check and canonicalise the metric of "tsp-mse"
+        if callable(canonical):
+            implied = {key: canonical(value) for key, value in implied.items()}
+        defaults = getattr(cls, "name_defaults", {}).get(next(iter(implied.values()), None), {})
+        aliases = getattr(cls, "option_aliases", {})  # other spellings of options ("path" for "order_or_path")
+        given = {aliases.get(key, key): value for key, value in {**opts, **overrides}.items()}
+        params = {**defaults, **implied, **given}
         valid = self.params_of(cls)
         unknown = [k for k in params if k not in valid]
         if unknown:

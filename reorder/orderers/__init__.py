@@ -54,19 +54,13 @@ def make_orderer(name: str, **overrides: Any) -> BaseOrderer:
     """
     if isinstance(name, str) and name.strip().lower().startswith("file:"):
         return make_orderer("fixed", order_or_path=name.strip()[5:], **overrides)
-    base, options = parse_spec(name, "orderer")
-    try:
-        cls, implied = ORDERERS.resolve(base)
-    except ValueError:
+    base, _ = parse_spec(name, "orderer")
+    if base not in ORDERERS:
         raise ValueError(
             f"unknown orderer {name!r}; valid names: {', '.join(ORDER_NAMES)}, fixed:path=FILE "
             "(options as 'name:key=value,...')"
-        ) from None
-    params = {key: cls.name_value(value) for key, value in implied.items()}
-    aliases = getattr(cls, "option_aliases", {})
-    for key, value in {**options, **overrides}.items():
-        params[aliases.get(key, key)] = value
-    orderer = ORDERERS.make(base, **params)
+        )
+    orderer = ORDERERS.make(name, **overrides)
     orderer.check_params()
     orderer.name = name
     return orderer
