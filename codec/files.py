@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "write_csv", "to_jsonable", "dumps"]
+__all__ = ["atomic_write_bytes", "atomic_save_npy", "atomic_write_text", "atomic_write_json", "write_csv", "to_jsonable", "dumps"]
 
 
 def _read_umask() -> int:
@@ -48,6 +48,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_save_npy(path: str | os.PathLike, array: Any) -> Path:
+    """One array as ``.npy`` (no pickling), written through :func:`atomic_write_bytes`."""
+    import numpy as np  # here, so that importing this module stays light
+
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array), allow_pickle=False)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from codec.files import atomic_write_json, write_csv
+from codec.files import atomic_save_npy, atomic_write_json, write_csv
 from eval.plots import bd_rate_bars, mosaic_comparison, similarity_heatmap
 from eval.plots._checks import check_features
 from eval.plots._png import plain_text
@@ -172,13 +172,7 @@ class OrderFolder:
     def save(self, name: str, permutation, distance: np.ndarray | None = None) -> Path:
         path = permutation.save(self.order_path(name))
         if distance is not None:
-            import io
-
-            from codec.files import atomic_write_bytes
-
-            buf = io.BytesIO()
-            np.save(buf, np.asarray(distance, dtype=np.float32), allow_pickle=False)
-            atomic_write_bytes(self.distance_path(name), buf.getvalue())
+            atomic_save_npy(self.distance_path(name), np.asarray(distance, dtype=np.float32))
         return path
 
     def load(self, name: str, n_channels: int | None = None):

@@ -93,7 +93,7 @@ def _copy_verified(src, dest: Path, expected_sha256: str, origin: str) -> Path:
             "the archive is corrupt or not the expected release; delete it and retry"
         )
     atomic_write_bytes(dest, data)
-    os.chmod(dest, 0o644)  # mkstemp makes the file private; weights are ordinary readable data
+    os.chmod(dest, 0o644)  # readable weights whatever the umask (atomic_write_bytes follows the umask)
     return dest
 
 

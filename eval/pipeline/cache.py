@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.files import atomic_write_bytes, atomic_write_text
+from codec.files import atomic_save_npy, atomic_write_bytes, atomic_write_text
 from eval.errors import FeatureError
 
 __all__ = ["FeatureCache", "CacheEntry", "image_digest", "CACHE_FORMAT", "save_arrays", "load_arrays"]
@@ -135,9 +135,7 @@ class FeatureCache:
         except TypeError as exc:
             raise FeatureError(f"{adapter.name} head meta for {where} is not JSON-serialisable ({exc})") from None
         npy, js = self.paths(key)
-        buf = io.BytesIO()
-        np.save(buf, features, allow_pickle=False)
-        atomic_write_bytes(npy, buf.getvalue())
+        atomic_save_npy(npy, features)
         atomic_write_text(js, text)
         return features, record
 

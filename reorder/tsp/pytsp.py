@@ -96,15 +96,11 @@ import random, time
 import numpy as np
 folder, name, seed, deadline = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 
-from codec.files import atomic_write_bytes  # light: no backends, no scikit-learn
+from codec.files import atomic_save_npy  # light: no backends, no scikit-learn
 
 
 def save(tour, fname):
-    import io
-
-    buf = io.BytesIO()
-    np.save(buf, np.asarray(tour, dtype=np.int64))
-    atomic_write_bytes(os.path.join(folder, fname), buf.getvalue())
+    atomic_save_npy(os.path.join(folder, fname), np.asarray(tour, dtype=np.int64))
 
 data = np.load(os.path.join(folder, "in.npz"))
 D, x0 = data["D"], [int(v) for v in data["x0"]]
