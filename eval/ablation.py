@@ -30,7 +30,6 @@ carries (those name the first variant that coded it).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -185,10 +184,9 @@ class AblationPlan:
         if isinstance(order, Mapping):
             jobs = []
             for i, image_id in enumerate(self.test.ids):
-                per_image = make_jobs(self.test[i:i + 1], self.references, {variant.label: order[image_id]}, **common)
                 # a per-image order must be sent with its stream: its index costs ceil(log2 C!) bits per image
-                bits = order_side_bits(len(order[image_id]))
-                jobs += [dataclasses.replace(j, side_bits=bits) for j in per_image]
+                jobs += make_jobs(self.test[i:i + 1], self.references, {variant.label: order[image_id]}, **common,
+                                  side_bits=order_side_bits(len(order[image_id])))
         else:
             jobs = make_jobs(self.test, self.references, {variant.label: order}, **common)
         self.jobs.extend(jobs)

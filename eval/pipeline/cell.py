@@ -290,8 +290,13 @@ def make_jobs(
     packing: str = "temporal",
     bitstream_dir: str | None = None,
     extra: dict | None = None,
+    side_bits: int = 0,
 ) -> list[Job]:
-    """The grid image x order x qp for one quantizer, packing and codec (``features``: a FeatureSet)."""
+    """The grid image x order x qp for one quantizer, packing and codec (``features``: a FeatureSet).
+
+    ``side_bits``: bits sent with each image besides its bitstream (a per-image order's index); 0 for
+    orders and quantizers fixed in the decoder.
+    """
     jobs = []
     for ref in features.refs:
         for name, order in orders.items():
@@ -313,6 +318,7 @@ def make_jobs(
                         annotation=ref.annotation,
                         bitstream_dir=bitstream_dir,
                         extra=dict(extra or {}),
+                        side_bits=int(side_bits),
                     )
                 )
     return jobs
