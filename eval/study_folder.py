@@ -317,6 +317,18 @@ class StudyFolder:
             plot_rd_curves(report.curves, self.rd_plot, anchor=report.anchor, task_label=report.task_name, title=title)
         return summary
 
+    @property
+    def runs_plot(self) -> Path:
+        return self.root / "rd_curves_runs.png"
+
+    def write_runs_plot(self, report, title: str = "") -> Path:
+        """``rd_curves_runs.png``: the RD curves of every quantizer x order run (a report from
+        :func:`eval.pipeline.quantizer_runs.runs_report`), the anchor run highlighted."""
+        from eval.plots import plot_rd_curves
+
+        plot_rd_curves(report.curves, self.runs_plot, anchor=report.anchor, task_label=report.task_name, title=title)
+        return self.runs_plot
+
     def write_figures(self, report, features, image_id: str, orders: Mapping[str, np.ndarray],
                       distances: Mapping[str, np.ndarray] | None = None) -> dict[str, Path]:
         """``figures/``: BD-rate bars, channel mosaics of one test image in every order, similarity heat maps."""

@@ -77,7 +77,7 @@ from eval.pipeline.runner import RunSummary, run_grid, start_local_cluster
 
 __all__ = [
     "CURVES", "SHAPE_PARAMS", "anchor_params", "OBJECTIVES", "TrialFailed", "TuningContext", "QuantizerObjective",
-    "split_calibration", "suggest_quantizer", "quantizer_kwargs", "code_curve", "compare_curves", "open_study",
+    "split_calibration", "suggest_quantizer", "trial_params", "NORMALISATIONS", "STATS", "METRICS", "quantizer_kwargs", "code_curve", "compare_curves", "open_study",
     "setup_digest", "study_cluster", "trials_rows", "best_trial", "feasible", "format_trials", "best_quantizer_dict", "complete_trials",
 ]
 
@@ -91,7 +91,13 @@ CURVES = CURVE_NAMES
 SHAPE_PARAMS = {name: QUANTIZERS.get(name).shape_param for name in CURVES if QUANTIZERS.get(name).shape_param}
 CLIP_TAIL = (1e-3, 1.0)  # percent of values clipped on each side when clipping is on
 BITS = (8, 10)
-OBJECTIVES = ("feature_psnr", "task")
+#: "global": one curve for all channels; "channel": per-channel affine normalisation first
+#: (codec.normalize.ChannelQuantizer, fixed per channel from calibration data, no side bits)
+NORMALISATIONS = ("global", "channel")
+STATS = ("p99", "p99.9", "max", "std")  # the per-channel statistic tried (ChannelQuantizer's ``stat``)
+#: what a trial minimises: one BD-rate, or ``worst`` = the larger (worse) of the feature-PSNR and task BD-rates
+OBJECTIVES = ("feature_psnr", "task", "worst")
+METRICS = ("feature_psnr", "task")
 
 
 class TrialFailed(RuntimeError):
@@ -101,8 +107,12 @@ class TrialFailed(RuntimeError):
 # ----------------------------------------------------------------------------- search space
 
 
-def suggest_quantizer(trial) -> tuple[str, dict]:
-    """Sample a quantizer from ``trial``; returns ``(name, keyword arguments)`` for make_quantizer."""
+def suggest_quantizer(trial, normalisations: Sequence[str] = ("global",)) -> tuple[str, dict]:
+    """Sample a quantizer from ``trial``; returns ``(name, keyword arguments)`` for make_quantizer.
+
+    ``normalisations`` (a subset of :data:`NORMALISATIONS`): with ``channel`` among several, the
+    trial also picks ``norm`` and, for ``channel``, the statistic ``stat`` and ``center``.
+    """
     curve = trial.suggest_categorical("curve", list(CURVES))
     if curve in SHAPE_PARAMS:
         key, lo, hi = SHAPE_PARAMS[curve]
@@ -110,7 +120,17 @@ def suggest_quantizer(trial) -> tuple[str, dict]:
     trial.suggest_categorical("bits", list(BITS))
     if trial.suggest_categorical("clip", [False, True]):
         trial.suggest_float("clip_tail", *CLIP_TAIL, log=True)
-    return quantizer_kwargs(trial.params)
+    norms = list(normalisations)
+    unknown = [n for n in norms if n not in NORMALISATIONS]
+    if unknown or not norms:
+        raise ValueError(f"normalisations {unknown or norms}: use some of {', '.join(NORMALISATIONS)}")
+    norm = trial.suggest_categorical("norm", norms) if len(norms) > 1 else norms[0]
+    if norm == "channel":
+        if len(norms) == 1:
+            trial.set_user_attr("norm", "channel")
+        trial.suggest_categorical("stat", list(STATS))
+        trial.suggest_categorical("center", [False, True])
+    return quantizer_kwargs({**trial.params, "norm": norm})
 
 
 def quantizer_kwargs(params: Mapping[str, Any]) -> tuple[str, dict]:
@@ -123,6 +143,10 @@ def quantizer_kwargs(params: Mapping[str, Any]) -> tuple[str, dict]:
         key = SHAPE_PARAMS[curve][0]
         kwargs[key] = float(params[f"{curve}_{key}"])
     kwargs["percentile"] = 100.0 - float(params["clip_tail"]) if params.get("clip") else 100.0
+    if params.get("norm", "global") == "channel":  # per-channel normalisation in front of the same curve
+        shape = kwargs.pop(SHAPE_PARAMS[curve][0], None) if curve in SHAPE_PARAMS else None
+        kwargs.update(curve=curve, stat=str(params["stat"]), center=bool(params["center"]), shape=shape)
+        return "channel", kwargs
     return curve, kwargs
 
 
@@ -163,6 +187,11 @@ class TuningContext:
     order: np.ndarray | None = None  # None = identity
     packing: str = "temporal"
     objective: str = "feature_psnr"
+    #: the order is tuned too: name -> order learned on the fit part (the anchor then keeps ``order``)
+    order_choices: Mapping[str, np.ndarray] | None = None
+    normalisations: Sequence[str] = ("global",)
+    match_qps: bool = False  # each candidate's QPs matched to the anchor's quality range (eval.pipeline.qp_match)
+    qp_range: tuple = (0, 63)
     method: str = "pchip"
     min_overlap: float = 0.8
     max_task_loss: float | None = None  # constraint: task BD-rate (%) must stay <= this
@@ -182,10 +211,14 @@ class TuningContext:
             self.order = np.arange(self.val.n_channels, dtype=np.int64)
 
 
-def code_curve(ctx: TuningContext, quantizer: dict, label: str) -> tuple[Curve | None, RunSummary]:
-    """Code the validation images with ``quantizer`` at every QP (cached cells reused); return its RD curve."""
+def code_curve(ctx: TuningContext, quantizer: dict, label: str, order_name: str | None = None, order=None,
+               qps: Sequence[int] | None = None) -> tuple[Curve | None, RunSummary]:
+    """Code the validation images with ``quantizer`` and an order (default ``ctx.order``) at ``qps``
+    (default ``ctx.qps``; cached cells reused); return its RD curve."""
+    if order is None:
+        order_name, order = ctx.order_name, ctx.order
     jobs = make_jobs(
-        ctx.val, ctx.references, {ctx.order_name: ctx.order}, quantizer, ctx.codec, ctx.qps, ctx.model,
+        ctx.val, ctx.references, {order_name: order}, quantizer, ctx.codec, list(qps or ctx.qps), ctx.model,
         packing=ctx.packing, bitstream_dir=ctx.bitstream_dir, extra={**ctx.extra, "candidate": label},
     )
     summary = run_grid(jobs, ctx.store, workers=ctx.workers, scheduler=ctx.scheduler, max_attempts=ctx.max_attempts,
@@ -220,21 +253,44 @@ class QuantizerObjective:
         self.ctx = ctx
         self.anchor = anchor
 
-    def __call__(self, trial) -> float:
+    def __call__(self, trial) -> float:  # noqa: C901 - one trial, step by step
         from codec import make_quantizer
         from eval.errors import RDCurveError
 
+        ctx = self.ctx
         t0 = time.perf_counter()
-        name, kwargs = suggest_quantizer(trial)
-        quantizer = make_quantizer(name, **kwargs).fit(self.ctx.fit)
+        name, kwargs = suggest_quantizer(trial, ctx.normalisations)
+        order_name, order = ctx.order_name, ctx.order
+        if ctx.order_choices:
+            order_name = trial.suggest_categorical("order", list(ctx.order_choices))
+            order = ctx.order_choices[order_name]
+        try:
+            quantizer = make_quantizer(name, **kwargs).fit(ctx.fit)
+        except ValueError as exc:  # e.g. a curve too steep for float32 to give every code its own value
+            trial.set_user_attr("error", str(exc))
+            raise TrialFailed(f"trial {trial.number} ({name} {kwargs}): {exc}") from None
         qdict = quantizer.to_dict()
         trial.set_user_attr("quantizer", qdict)
-        curve, summary = code_curve(self.ctx, qdict, f"trial {trial.number}")
+        label = f"trial {trial.number}"
+        qps = None
+        if ctx.match_qps:  # QPs whose curve spans the anchor's quality range (probes are real, stored cells)
+            from eval.pipeline.quantizer_runs import grid_probe, match_curve_qps
+
+            probe = grid_probe(ctx.val, ctx.references, order, qdict, ctx.codec, ctx.model, ctx.store, ctx.task,
+                               packing=ctx.packing, bitstream_dir=ctx.bitstream_dir, order_name=order_name,
+                               extra={**ctx.extra, "candidate": label},
+                               run_kwargs=dict(workers=ctx.workers, scheduler=ctx.scheduler,
+                                               max_attempts=ctx.max_attempts, progress=ctx.progress))
+            match = match_curve_qps(self.anchor, probe, qp_range=ctx.qp_range)
+            qps = match.qps
+            trial.set_user_attr("qp_match", match.as_dict())
+        curve, summary = code_curve(ctx, qdict, label, order_name, order, qps)
+        trial.set_user_attr("qps", sorted(int(q) for q in curve.qp) if curve is not None else None)
         trial.set_user_attr("cells_coded", summary.finished)
         trial.set_user_attr("cells_reused", summary.skipped)
         trial.set_user_attr("cells_failed", summary.failed + summary.gave_up)
         results: dict[str, Any] = {}
-        for metric in OBJECTIVES:
+        for metric in METRICS:
             try:
                 if curve is None:
                     raise RDCurveError("no QP point finished for every validation image")
@@ -249,6 +305,11 @@ class QuantizerObjective:
             except RDCurveError as exc:
                 results[metric] = None
                 results[f"{metric}_error"] = str(exc)
+        errors = [results[f"{m}_error"] for m in METRICS if results.get(f"{m}_error")]
+        results["worst"] = None if errors or None in (results["feature_psnr"], results["task"]) else \
+            max(results["feature_psnr"], results["task"])
+        if errors:
+            results["worst_error"] = "; ".join(errors)
         trial.set_user_attr("bd_rate", results)
         trial.set_user_attr("curve", curve.as_dict() if curve is not None else None)
         trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
@@ -372,6 +433,11 @@ def _constraints(trial) -> list[float]:
     return [float(trial.user_attrs.get("constraint", 0.0))]
 
 
+def trial_params(trial) -> dict:
+    """A trial's parameters with ``norm`` filled in (a study over one normalisation does not sample it)."""
+    return {**trial.params, "norm": trial.params.get("norm", trial.user_attrs.get("norm", "global"))}
+
+
 def feasible(trial) -> bool:
     """A completed trial that meets the task constraint (always true without one)."""
     return float(trial.user_attrs.get("constraint", 0.0)) <= 0.0
@@ -401,15 +467,22 @@ def trials_rows(study) -> list[dict]:
         bd = attrs.get("bd_rate", {})
         q = attrs.get("quantizer") or {}
         try:
-            name, kwargs = quantizer_kwargs(t.params)
+            name, kwargs = quantizer_kwargs(trial_params(t))
         except (KeyError, ValueError):
             name, kwargs = t.params.get("curve", ""), {}
-        shape_key = SHAPE_PARAMS.get(name, ("",))[0]
+        shape_key = SHAPE_PARAMS.get(t.params.get("curve", name), ("",))[0]
+        if name == "channel":
+            kwargs = {**kwargs, shape_key: kwargs.get("shape")}
         rows.append({
             "trial": t.number,
             "state": t.state.name,
             "value": t.value,
-            "curve": name,
+            "curve": t.params.get("curve", name),
+            "norm": trial_params(t).get("norm"),
+            "stat": kwargs.get("stat"),
+            "center": kwargs.get("center"),
+            "order": t.params.get("order"),
+            "qps": attrs.get("qps"),
             "shape_param": shape_key,
             "shape": kwargs.get(shape_key) if shape_key else None,
             "bits": kwargs.get("bits"),
@@ -431,14 +504,17 @@ def trials_rows(study) -> list[dict]:
 
 def format_trials(rows: Sequence[dict], best: int | None = None) -> str:
     """Plain-text trials table; ``*`` marks the best trial, ``(task!)`` a trial that breaks the task constraint."""
-    head = ["#", "state", "curve", "shape", "bits", "pctl", "BD feat-PSNR %", "BD task %", "overlap", "coded/reused", "s"]
+    head = ["#", "state", "norm", "curve", "shape", "bits", "pctl", "order", "QPs", "BD feat-PSNR %", "BD task %", "overlap",
+            "coded/reused", "s"]
     lines = []
     for r in rows:
         shape = f"{r['shape_param']}={fmt(r['shape'], '.3g', '-')}" if r["shape_param"] else "-"
         lines.append([
             f"{r['trial']}{'*' if r['trial'] == best else ''}", r["state"] + (" (task!)" if r.get("feasible") is False else ""),
+            r["norm"] + (f" {r['stat']}{'' if r['center'] else ' /'}" if r["norm"] == "channel" else ""),
             r["curve"], shape, fmt(r["bits"], "d", "-"),
-            fmt(r["percentile"], ".6g", "-"), fmt(r["bd_feature_psnr"], "+.2f", "-"), fmt(r["bd_task"], "+.2f", "-"),
+            fmt(r["percentile"], ".6g", "-"), r["order"] or "-",
+            "-".join(map(str, r["qps"])) if r["qps"] else "-", fmt(r["bd_feature_psnr"], "+.2f", "-"), fmt(r["bd_task"], "+.2f", "-"),
             fmt(r["overlap_feature_psnr"], ".0%", "-"), f"{fmt(r['cells_coded'], 'd', '-')}/{fmt(r['cells_reused'], 'd', '-')}",
             fmt(r["seconds"], ".0f", "-"),
         ])
@@ -452,7 +528,7 @@ def best_quantizer_dict(study, calib: FeatureSet, extra: dict | None = None) -> 
     best = best_trial(study)
     if best is None:
         raise ValueError("the study has no completed (and feasible) trial yet; run more trials (see trials.csv for the failures)")
-    name, kwargs = quantizer_kwargs(best.params)
+    name, kwargs = quantizer_kwargs(trial_params(best))
     quantizer = make_quantizer(name, **kwargs).fit(calib)
     d = quantizer.to_dict()
     d["tuning"] = {
@@ -460,6 +536,8 @@ def best_quantizer_dict(study, calib: FeatureSet, extra: dict | None = None) -> 
         "trial": best.number,
         "value": best.value,
         "bd_rate_vs_untuned_log": best.user_attrs.get("bd_rate"),
+        "order": best.params.get("order"),
+        "qps": best.user_attrs.get("qps"),
         "fitted_on": calib.ids,
         "range_on_fit_part": (best.user_attrs.get("quantizer") or {}).get("range"),
         **(extra or {}),

@@ -50,8 +50,11 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--model-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
                    help="extra keyword for the model adapter (repeatable), e.g. short_side=384")
     g.add_argument("--images", default=None, metavar="DIR", help="one image folder, split deterministically into calibration and test")
-    g.add_argument("--calib", default=None, metavar="DIR", help="calibration image folder (with --test)")
-    g.add_argument("--test", default=None, metavar="DIR", help="test image folder (with --calib)")
+    g.add_argument("--calib", default=None, metavar="DIR", help="calibration image folder or bundled:NAME set (with --test)")
+    g.add_argument("--test", default=None, metavar="DIR",
+                   help="test image folder, or a set shipped with the installed packages: bundled:other (scikit-learn's "
+                   "and matplotlib's sample photos, disjoint from the default split), bundled:default-test; alone it keeps "
+                   "the default calibration photos")
     g.add_argument("--dataset", default=None, metavar="SPEC",
                    help="annotated test set: coco:ANNOTATIONS.json:IMAGE_DIR or openimages:BOXES.csv:IMAGE_DIR[:LABELS.csv]; "
                    "calibration images then come from --calib or the first --n-calib images of the set")

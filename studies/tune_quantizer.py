@@ -1,17 +1,23 @@
-"""Tune the feature quantizer with Optuna on the calibration split, against the untuned log quantizer.
+"""Tune the feature quantizer (and the channel order) with Optuna on the calibration split, against the paper's pipeline.
 
     python -m studies.tune_quantizer                                 # embedded default, 20 trials
     python -m studies.tune_quantizer --n-trials 40                   # resume the same study up to 40 trials
+    python -m studies.tune_quantizer --orders tsp-correlation tsp-mse 'tsp-mse:normalization=zscore'
+    python -m studies.tune_quantizer --objective feature_psnr --normalisations global --no-match-qps  # the older, quantizer-only tuning
     python -m studies.tune_quantizer --storage postgresql://host/db --study-name q1
-    python -m studies.search_order --quantizer results/tune_quantizer/best_quantizer.json
+    python -m studies.search_order --compare-quantizers tuned=results/tune_quantizer/best_quantizer.json
 
-Each trial samples a quantizer (curve uniform/log/power/mulaw, its shape parameter, clipping
-percentile, 8 or 10 bits), fits its range on the *fit* part of the calibration split, codes
-the *validation* part (held-out calibration images; the test split is never touched) at every
-QP through the shared core, and scores it by BD-rate of feature PSNR (against the float
-features) relative to the untuned ``--quantizer`` (default ``log``) coding the same images:
-negative = fewer bits for the same feature fidelity. Why that objective, and how failures and
-resuming work: :mod:`eval.tuning`.
+Each trial samples a quantizer (per-channel normalisation or none, and for per-channel the statistic and
+centring; curve uniform/log/power/mulaw, its shape parameter, clipping percentile, 8 or 10 bits) and,
+with ``--orders``, one of the given orders (learned on the fit part: the order's metric and
+normalisation are tuned with the quantizer). It fits the quantizer on the *fit* part of the
+calibration split, picks QPs whose curve spans the anchor's quality range (``--match-qps``), codes
+the *validation* part (held-out calibration images; the test split is never touched) through the
+shared core and scores it by BD-rate against the anchor: the untuned ``--quantizer`` (default
+``log``, the paper's global log 8-bit curve) with the identity order (with ``--order``: that order)
+coding the same images. The objective (``--objective``) is ``worst`` by default: the larger of the
+feature-PSNR and task BD-rates, so a candidate wins only by saving bits on both. Why, and how
+failures and resuming work: :mod:`eval.tuning`.
 
 Outputs in ``--out``: ``optuna.sqlite`` (the study, unless ``--storage``), ``results.sqlite``
 (every coded cell; a re-run or resumed trial recomputes nothing), ``anchor.json``,
@@ -30,7 +36,7 @@ from studies import cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from eval.tuning import OBJECTIVES
+    from eval.tuning import NORMALISATIONS, OBJECTIVES
 
     parser = cli.study_parser("studies.tune_quantizer", __doc__)
     cli.add_data_arguments(parser)
@@ -38,11 +44,19 @@ def build_parser() -> argparse.ArgumentParser:
     g = parser.add_argument_group("tuning")
     g.add_argument("--n-trials", type=int, default=20, help="completed trials the study should hold (a re-run tops it up)")
     g.add_argument("--n-val", type=int, default=3, help="calibration images held out to score candidates (the rest fit ranges)")
-    g.add_argument("--objective", choices=OBJECTIVES, default="feature_psnr", help="BD-rate on feature PSNR or on the task metric")
+    g.add_argument("--objective", choices=OBJECTIVES, default="worst",
+                   help="BD-rate minimised: feature_psnr, task, or worst = the larger of the two")
     g.add_argument("--min-overlap", type=float, default=0.8, help="fail a trial whose feature-PSNR range covers less than this fraction of the anchor's")
     g.add_argument("--max-task-loss", type=float, default=None, metavar="PCT",
                    help="constraint: keep only quantizers whose task BD-rate vs the anchor is at most PCT %% (e.g. 0)")
     g.add_argument("--order", default="identity", help="channel order used for anchor and candidates (a reorder name learned on the fit part)")
+    g.add_argument("--orders", nargs="+", default=None, metavar="NAME",
+                   help="tune the order too: each trial picks one of these reorder names (learned on the fit part, e.g. "
+                   "tsp-correlation tsp-mse 'tsp-mse:normalization=zscore'); the anchor keeps --order")
+    g.add_argument("--normalisations", nargs="+", default=list(NORMALISATIONS), choices=list(NORMALISATIONS),
+                   help="global: one curve for all channels; channel: each channel scaled by a calibration statistic first")
+    g.add_argument("--match-qps", action=argparse.BooleanOptionalAction, default=True,
+                   help="each candidate's QPs chosen so that its curve spans the anchor's feature-PSNR and task range")
     g.add_argument("--storage", default=None, help="Optuna RDB URL (default: sqlite:///OUT/optuna.sqlite)")
     g.add_argument("--study-name", default="quantizer", help="study name inside the storage")
     g.add_argument("--seed", type=int, default=0, help="TPE sampler seed and validation split seed")
@@ -57,6 +71,9 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
+    import numpy as np
+
+    from codec import make_codec
     from eval import tuning
     from eval.analysis.curves import Curve
     from eval.pipeline.features import FeatureSet, prepare_references
@@ -84,15 +101,24 @@ def run(args) -> int:
     if args.order != "identity":
         order_name = args.order
         order = learn_orders([args.order], setup.calib, folder.orders, cli.provenance(setup), progress=not args.quiet)[args.order].order
+    order_choices = None
+    if args.orders:
+        learned = learn_orders([o for o in args.orders if o != "identity"], setup.calib, folder.orders,
+                               cli.provenance(setup), progress=not args.quiet)
+        arrays = learned.arrays()
+        order_choices = {o: (np.arange(fit.n_channels) if o == "identity" else arrays[o]) for o in args.orders}
     references = prepare_references(setup.adapter, val, progress=not args.quiet)
     print(f"tuning on {len(fit)} fit + {len(val)} validation calibration images ({', '.join(val.ids)}), "
-          f"{setup.codec_spec}, QPs {' '.join(map(str, args.qps))}, order {order_name}", file=sys.stderr)
+          f"{setup.codec_spec}, anchor QPs {' '.join(map(str, args.qps))}, anchor order {order_name}"
+          + (f", orders tuned among {', '.join(args.orders)}" if args.orders else ""), file=sys.stderr)
 
     with folder.results_store() as store, tuning.study_cluster(args.workers, args.scheduler) as address:
         ctx = tuning.TuningContext(
             fit=fit, val=val, references=references, task=setup.adapter.task, model=setup.model_spec,
             codec=setup.codec_spec, qps=list(args.qps), store=store, order_name=order_name, order=order,
             packing=args.packing, objective=args.objective, method=args.bd_method, min_overlap=args.min_overlap,
+            order_choices=order_choices, normalisations=list(args.normalisations), match_qps=args.match_qps,
+            qp_range=make_codec(setup.codec_spec).qp_range,
             max_task_loss=args.max_task_loss, workers=args.workers, scheduler=address, max_attempts=args.max_attempts, progress=not args.quiet,
             bitstream_dir=str(folder.bitstreams_dir) if args.keep_bitstreams else None, extra={"study": "tune_quantizer"},
         )
@@ -107,10 +133,24 @@ def run(args) -> int:
             fit=[r.key for r in fit.refs], val=[r.key for r in val.refs], order=[int(i) for i in ctx.order],
             anchor=setup.quantizer_dict, objective=args.objective, method=args.bd_method, min_overlap=args.min_overlap,
             **({"max_task_loss": args.max_task_loss} if args.max_task_loss is not None else {}),
+            # only what differs from the quantizer-only tuning, so studies stored before these options still resume
+            **({"normalisations": list(args.normalisations)} if list(args.normalisations) != ["global"] else {}),
+            **({"match_qps": True} if args.match_qps else {}),
+            **({"orders": {o: [int(i) for i in a] for o, a in order_choices.items()}} if order_choices else {}),
         )
+        first_params = None if anchor_spec.endswith(".json") else tuning.anchor_params(anchor_spec)
+        if first_params is not None and len(args.normalisations) > 1:
+            first_params["norm"] = "global"
+        if first_params is not None and "global" not in args.normalisations:
+            first_params = None
+        if first_params is not None and order_choices:
+            if order_name in order_choices:
+                first_params["order"] = order_name
+            else:
+                first_params = None
         study, n_before = tuning.open_study(storage, args.study_name, args.seed, digest, n_startup_trials=args.startup_trials,
                                             grace_period=args.grace_period, heartbeat_interval=max(1, args.grace_period // 3),
-                                            first_params=None if anchor_spec.endswith(".json") else tuning.anchor_params(anchor_spec), constrained=args.max_task_loss is not None)
+                                            first_params=first_params, constrained=args.max_task_loss is not None)
         if n_before == 0:
             study.set_user_attr("anchor_quantizer", setup.quantizer_dict)
             study.set_user_attr("validation_images", val.ids)
@@ -132,6 +172,7 @@ def run(args) -> int:
     best = tuning.best_quantizer_dict(
         study, FeatureSet(fit.refs + val.refs),
         extra={"objective": args.objective, "max_task_loss": args.max_task_loss, "validation_images": val.ids,
+               "orders_tuned": args.orders,
                "codec": setup.codec_spec, "qps": list(args.qps)},
     )
     folder.write_json("best_quantizer.json", best)

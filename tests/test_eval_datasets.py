@@ -119,3 +119,23 @@ def test_in_memory_sample():
     assert s.content_digest() == Sample(id="other", path=None, image=a.copy()).content_digest()
     with pytest.raises(ImageReadError, match="neither a path nor an image"):
         Sample(id="empty", path=None).load()
+
+
+def test_other_photos_are_a_second_disjoint_test_set():
+    """`--test bundled:other` keeps the default calibration photos and tests on photos from other packages."""
+    from eval.data import choose_splits
+    from eval.data.images import bundled_set, content_digest, default_split
+
+    calib, test = choose_splits(test="bundled:other")
+    assert [s.id for s in test] == ["china", "flower", "grace_hopper"]
+    assert [s.id for s in calib] == [s.id for s in default_split()[0]]
+    default_test = bundled_set("default-test")
+    digests = {s.content_digest() for s in calib + default_test}
+    assert all(s.content_digest() not in digests for s in test)
+    for s in test:
+        img = s.load()
+        assert img.ndim == 3 and img.shape[2] == 3 and min(img.shape[:2]) >= 400
+    with pytest.raises(ValueError, match="unknown bundled image set 'nope'"):
+        choose_splits(test="bundled:nope")
+    with pytest.raises(ValueError, match="--calib needs --test"):
+        choose_splits(calib="bundled:default-calib")

@@ -24,7 +24,8 @@ def tiny_args(tmp_path, *extra):
         "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
         "--model-arg", "short_side=160", "--model-arg", "window=64", "--model-arg", "window_stride=32",
         "--limit", "2", "--workers", "1", "--quiet", "--qps", "22", "27", "32", "37",
-        "--orders", "identity", "tsp-correlation", "--no-bundled-orders", "--bootstrap", "400", *extra,
+        "--orders", "identity", "tsp-correlation", "--no-bundled-orders", "--bootstrap", "400",
+        "--compare-quantizers", "none", *extra,
     ]
 
 

@@ -100,17 +100,17 @@ def _unit_counts(task, by_image: dict[str, list[dict]]) -> dict[str, int] | None
 def paired_bootstrap(rows: Iterable[dict], task=None, images: Iterable[str] | None = None, *, anchor: str = "identity",
                      method: str = "pchip", replicates: int = 1000, seed: int = 0, level: float = 0.95,
                      windows: bool = True, setup_columns: Sequence[str] | None = None,
-                     match_columns: Sequence[str] | None = None) -> Bootstrap:
+                     match_columns: Sequence[str] | None = None, match_qps: bool = True) -> Bootstrap:
     """Paired bootstrap of every curve's BD-rate against the anchor order (see the module docstring).
 
     ``rows``, ``task``, ``images`` as for :func:`eval.analysis.curves.build_curves`; ``anchor``,
-    ``method`` and ``match_columns`` as for :func:`eval.analysis.curves.bd_table`. ``windows``
+    ``method``, ``match_columns`` and ``match_qps`` as for :func:`eval.analysis.curves.bd_table`. ``windows``
     adds the second stage over units inside images when the task supports it.
     """
     from eval.analysis import curves as C
 
-    setup_columns = tuple(setup_columns or C.SETUP_COLUMNS)
-    match_columns = tuple(match_columns or C.MATCH_COLUMNS)
+    setup_columns = tuple(C.SETUP_COLUMNS if setup_columns is None else setup_columns)
+    match_columns = tuple(C.MATCH_COLUMNS if match_columns is None else match_columns)
     grouped, expected = C.group_rows(rows, setup_columns, images)
     image_list = sorted(expected)
     n = len(image_list)
@@ -163,7 +163,7 @@ def paired_bootstrap(rows: Iterable[dict], task=None, images: Iterable[str] | No
 
         for key, ref in pairs:
             for m in METRICS:
-                v = C.bd_between(curve(ref), curve(key), m, method, match_qps=True)
+                v = C.bd_between(curve(ref), curve(key), m, method, match_qps=match_qps)
                 if v is not None:
                     result.values[key][m][b] = v
     return result

@@ -172,10 +172,13 @@ def bd_between(anchor: Curve | None, test: Curve | None, metric: str = "feature_
         return None
 
 
-def bd_table(curves: Sequence[Curve], anchor: str = "identity", method: str = "pchip", match_columns: Sequence[str] = MATCH_COLUMNS) -> tuple[list[dict], list[str]]:
+def bd_table(curves: Sequence[Curve], anchor: str = "identity", method: str = "pchip", match_columns: Sequence[str] = MATCH_COLUMNS,
+             match_qps: bool = True) -> tuple[list[dict], list[str]]:
     """BD-rate of every curve against the anchor order with the same coding setup.
 
-    Returns (table rows, notes). Each table row: the setup, ``bd_feature_psnr`` and
+    ``match_qps`` (default) compares only the QPs both curves have; ``False`` compares curves
+    coded at different QPs (another quantizer, QPs matched to a quality range) over the quality
+    range they share. Returns (table rows, notes). Each table row: the setup, ``bd_feature_psnr`` and
     ``bd_task`` in percent (None where not computable, reason in notes), ``overlap_feature_psnr``
     and ``overlap_task`` (:func:`curve_overlap` with the anchor, None without one) and bpp per QP.
     """
@@ -189,8 +192,8 @@ def bd_table(curves: Sequence[Curve], anchor: str = "identity", method: str = "p
             notes.append(f"{c.label}: no '{anchor}' curve with the same coding setup; BD-rate not computed")
             entry.update(bd_feature_psnr=None, bd_task=None, overlap_feature_psnr=None, overlap_task=None)
         else:
-            entry["bd_feature_psnr"] = bd_between(ref, c, "feature_psnr", method, match_qps=True, notes=notes)
-            entry["bd_task"] = bd_between(ref, c, "task", method, match_qps=True, notes=notes)
+            entry["bd_feature_psnr"] = bd_between(ref, c, "feature_psnr", method, match_qps=match_qps, notes=notes)
+            entry["bd_task"] = bd_between(ref, c, "task", method, match_qps=match_qps, notes=notes)
             for m in ("feature_psnr", "task"):
                 entry[f"overlap_{m}"] = curve_overlap(ref, c, m) if getattr(ref, m) and getattr(c, m) else None
         entry["bpp"] = dict(zip(c.qp, c.bpp))
@@ -240,7 +243,7 @@ def overlap_warnings(table: Sequence[dict], anchor: str = "identity", threshold:
 
 def per_image_bd(rows: Iterable[dict], task=None, images: Iterable[str] | None = None, anchor: str = "identity",
                  method: str = "pchip", setup_columns: Sequence[str] = SETUP_COLUMNS,
-                 match_columns: Sequence[str] = MATCH_COLUMNS) -> list[dict]:
+                 match_columns: Sequence[str] = MATCH_COLUMNS, match_qps: bool = True) -> list[dict]:
     """BD-rate of every order against the anchor on each test image alone (one row per image x curve).
 
     Rows: ``image_id``, the setup columns, ``bd_feature_psnr``, ``bd_task`` (None where not
@@ -252,7 +255,7 @@ def per_image_bd(rows: Iterable[dict], task=None, images: Iterable[str] | None =
     for image in expected:
         mine = [r for r in rows if r["image_id"] == image]
         table, notes = bd_table(build_curves(mine, task=task, setup_columns=setup_columns, images=[image]),
-                                anchor=anchor, method=method, match_columns=match_columns)
+                                anchor=anchor, method=method, match_columns=match_columns, match_qps=match_qps)
         for t in table:
             about = [n for n in notes if n.startswith(f"{t['order']} ") or n.startswith(f"{t['order']}:")]
             out.append({"image_id": image, **{c: t.get(c) for c in setup_columns},
@@ -287,20 +290,28 @@ class Report:
     @classmethod
     def from_rows(cls, rows: Iterable[dict], task, images: Iterable[str], anchor: str = "identity",
                   method: str = "pchip", *, replicates: int = 1000, seed: int = 0, level: float = 0.95,
-                  windows: bool = True, min_overlap: float = MIN_OVERLAP) -> "Report":
-        """Curves, BD-rates, their paired-bootstrap intervals (``replicates`` = 0: none) and per-image BD-rates."""
+                  windows: bool = True, min_overlap: float = MIN_OVERLAP, setup_columns: Sequence[str] = SETUP_COLUMNS,
+                  match_columns: Sequence[str] = MATCH_COLUMNS, match_qps: bool = True) -> "Report":
+        """Curves, BD-rates, their paired-bootstrap intervals (``replicates`` = 0: none) and per-image BD-rates.
+
+        ``setup_columns``, ``match_columns`` and ``match_qps`` as for :func:`build_curves` and
+        :func:`bd_table`; the defaults compare each order with the anchor order coded the same
+        way at the same QPs. A comparison across quantizers relabels the rows (``order`` = the
+        run) and passes ``setup_columns=("order",), match_columns=(), match_qps=False``.
+        """
         rows = list(rows)
         images = list(images)
-        curves = build_curves(rows, task=task, images=images)
-        table, notes = bd_table(curves, anchor=anchor, method=method)
+        curves = build_curves(rows, task=task, images=images, setup_columns=setup_columns)
+        table, notes = bd_table(curves, anchor=anchor, method=method, match_columns=match_columns, match_qps=match_qps)
         boot, failures = None, []
         if replicates:
             from eval.analysis.bootstrap import paired_bootstrap
 
             boot = paired_bootstrap(rows, task, images, anchor=anchor, method=method, replicates=replicates,
-                                    seed=seed, level=level, windows=windows)
+                                    seed=seed, level=level, windows=windows, setup_columns=setup_columns,
+                                    match_columns=match_columns, match_qps=match_qps)
             for t in table:
-                key = tuple(t.get(c) for c in SETUP_COLUMNS)
+                key = tuple(t.get(c) for c in setup_columns)
                 for m in ("feature_psnr", "task"):
                     t[f"bd_{m}_ci"] = boot.interval(key, m) if t[f"bd_{m}"] is not None else None
                     failed = boot.failed(key, m) if key in boot.values and t[f"bd_{m}"] is not None else 0
@@ -310,7 +321,8 @@ class Report:
                                         f"computable BD-rate (a resampled curve not monotone); the interval comes from "
                                         f"the other {boot.replicates - failed}")
         warnings = overlap_warnings(table, anchor, min_overlap) + failures
-        per_image = per_image_bd(rows, task, images, anchor=anchor, method=method)
+        per_image = per_image_bd(rows, task, images, anchor=anchor, method=method, setup_columns=setup_columns,
+                                 match_columns=match_columns, match_qps=match_qps)
         return cls(curves, table, notes, anchor, method, getattr(task, "name", "task"), boot, per_image, warnings, min_overlap)
 
     def bd_rates(self) -> dict:

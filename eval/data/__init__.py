@@ -50,8 +50,9 @@ def choose_splits(dataset: str | None = None, calib: str | None = None, test: st
     """Calibration and test samples (embedded default: the bundled sample photos).
 
     ``dataset`` (an annotated test set, ``coco:...`` or ``openimages:...``) takes its
-    calibration images from ``calib`` or its first ``n_calib`` images; ``calib`` with
-    ``test`` are two folders; ``images`` is one folder split deterministically; ``limit``
+    calibration images from ``calib`` or its first ``n_calib`` images; ``calib`` and ``test``
+    are two folders or ``bundled:NAME`` sets (:func:`eval.data.images.image_set`; ``test``
+    alone keeps the default calibration photos); ``images`` is one folder split deterministically; ``limit``
     keeps the first N images of each split. A test image whose content is also in the
     calibration split is an error (:func:`check_overlap`) unless ``allow_overlap``.
     """
@@ -65,9 +66,11 @@ def choose_splits(dataset: str | None = None, calib: str | None = None, test: st
             n = n_calib or max(1, len(test_samples) // 2)
             calib_samples, test_samples = test_samples[:n], test_samples[n:]
     elif calib or test:
-        if not (calib and test):
-            raise ValueError("--calib and --test go together: give both folders, or one --images folder to split")
-        calib_samples, test_samples = photos.image_folder(calib), photos.image_folder(test)
+        if not test:
+            raise ValueError("--calib needs --test: give a test folder too, or one --images folder to split")
+        # --test alone keeps the embedded default calibration photos
+        calib_samples = photos.image_set(calib) if calib else photos.bundled_set("default-calib")
+        test_samples = photos.image_set(test)
     elif images:
         samples = photos.image_folder(images)
         if len(samples) < 2:

@@ -70,6 +70,11 @@ __all__ = [
     "GREY_PHOTOS",
     "DEFAULT_TEST",
     "IMAGE_EXTENSIONS",
+    "OTHER_PHOTOS",
+    "other_photos",
+    "bundled_set",
+    "image_set",
+    "BUNDLED_SETS",
 ]
 
 COLOUR_PHOTOS = (
@@ -86,6 +91,13 @@ COLOUR_PHOTOS = (
 
 GREY_PHOTOS = ("camera.png", "coins.png", "moon.png", "clock_motion.png", "brick.png", "grass.png", "gravel.png")
 """Grey photographs bundled in scikit-image's wheel (loaded as RGB)."""
+
+OTHER_PHOTOS = (("sklearn", "datasets/images/china.jpg"), ("sklearn", "datasets/images/flower.jpg"),
+                ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"))
+"""Colour photos shipped inside two other dependencies' wheels (package, path inside it): scikit-learn's
+``load_sample_images`` pair (a temple in China, a flower) and matplotlib's portrait of Grace Hopper.
+Everyday scenes from other sources than scikit-image: the second, disjoint test set
+(``--test bundled:other``)."""
 
 DEFAULT_TEST = ("astronaut", "chelsea", "coffee", "rocket")
 """Sample ids held out for testing by :func:`default_split`."""
@@ -281,6 +293,42 @@ def split(samples: Sequence[Sample], n_calib: int, seed: int = 0) -> tuple[list[
     calib = [s for i, s in enumerate(samples) if i in chosen]
     test = [s for i, s in enumerate(samples) if i not in chosen]
     return calib, test
+
+
+def other_photos() -> list[Sample]:
+    """The photos of :data:`OTHER_PHOTOS` (ids ``china``, ``flower``, ``grace_hopper``), read from the installed packages."""
+    out = []
+    for package, inner in OTHER_PHOTOS:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ImageReadError(f"{package} is not installed, so its sample photo {inner} is unavailable; pip install {package}")
+        p = Path(list(spec.submodule_search_locations)[0]) / inner
+        if not p.is_file():
+            raise ImageReadError(f"{package} at {p.parent} lacks its sample photo {p.name}; reinstall {package}")
+        out.append(Sample(id=p.stem, path=str(p)))
+    return out
+
+
+BUNDLED_SETS = ("default-calib", "default-test", "other")
+"""Names ``bundled:NAME`` accepted where an image folder is (:func:`bundled_set`)."""
+
+
+def bundled_set(name: str) -> list[Sample]:
+    """An image set shipped with the installed packages: ``default-calib`` / ``default-test`` (the parts of
+    :func:`default_split`) or ``other`` (:func:`other_photos`)."""
+    if name == "other":
+        return other_photos()
+    if name in ("default-calib", "default-test"):
+        calib, test = default_split()
+        return calib if name == "default-calib" else test
+    raise ValueError(f"unknown bundled image set {name!r}; expected bundled:{', bundled:'.join(BUNDLED_SETS)}")
+
+
+def image_set(spec: str) -> list[Sample]:
+    """Samples from ``spec``: ``bundled:NAME`` (:func:`bundled_set`) or an image folder (:func:`image_folder`)."""
+    if str(spec).startswith("bundled:"):
+        return bundled_set(str(spec).split(":", 1)[1])
+    return image_folder(spec)
 
 
 def default_split(include_grey: bool = True) -> tuple[list[Sample], list[Sample]]:

@@ -1,0 +1,157 @@
+"""The study's orders coded under further quantizers, at QPs matched to the anchor's quality range.
+
+A *run* is one quantizer with one order, named ``QUANTIZER/ORDER`` (``paper/identity``,
+``recommended/tsp-correlation``). The study's main quantizer (``--quantizer``; the paper's
+pipeline by default: one global log-scale 8-bit curve) is coded at the study's QPs; each
+further quantizer (``--compare-quantizers``) is fitted on the calibration split, its QPs are
+matched to the range the main quantizer's identity curve spans (:mod:`eval.pipeline.qp_match`,
+probing with the identity order) and the compared orders are coded at those QPs.
+
+Two BD-rates come out for every run: against identity under the *same* quantizer (what the
+order alone saves) and against the main quantizer's identity (``bd_rate_vs_paper`` in
+``summary.json`` when the main quantizer is the paper's: what quantizer and order save
+together). Both have paired-bootstrap intervals and the curves' overlap.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from eval.analysis.curves import Report, build_curves
+from eval.pipeline.cell import make_jobs
+from eval.pipeline.qp_match import QPMatch, match_qps, quality_range
+from eval.pipeline.runner import run_grid
+
+__all__ = ["QuantizerRun", "parse_quantizer_specs", "is_paper_pipeline", "run_label", "grid_probe",
+           "match_quantizer_qps", "match_curve_qps", "curve_points", "runs_report", "PAPER_LABEL", "RECOMMENDED_QUANTIZER"]
+
+PAPER_LABEL = "paper"
+
+#: The package's recommended quantizer (``--compare-quantizers``' default, named ``recommended``):
+#: every channel divided by its own calibration 99.9th percentile (fixed per channel, so no side
+#: bits), then one mu-law curve with 10-bit codes. Chosen with ``studies.tune_quantizer`` on a
+#: validation part of the calibration split (README, "Quantizer and order together").
+RECOMMENDED_QUANTIZER = "channel:curve=mulaw,bits=10,stat=p99.9,center=false"
+
+
+def is_paper_pipeline(quantizer: Mapping) -> bool:
+    """Whether a fitted quantizer dict is the paper's: one global log-scale curve, 8-bit codes, no clipping."""
+    params = quantizer.get("params", {})
+    return (quantizer.get("name") == "log" and int(params.get("bits", 0)) == 8
+            and float(params.get("percentile", 100.0)) == 100.0)
+
+
+def run_label(quantizer_label: str, order: str) -> str:
+    return f"{quantizer_label}/{order}"
+
+
+def parse_quantizer_specs(specs: Sequence[str]) -> list[tuple[str, str]]:
+    """``[NAME=]SPEC`` items -> ``[(label, spec)]``; ``none`` alone gives no quantizer.
+
+    ``recommended`` stands for :data:`RECOMMENDED_QUANTIZER` (and names it). The label defaults to the spec itself;
+    labels must be unique and may not contain ``/`` (it separates quantizer and order in run names).
+    """
+    specs = [s for s in specs if s]
+    if specs == ["none"]:
+        return []
+    out, seen = [], set()
+    for item in specs:
+        label, spec = item.split("=", 1) if "=" in item.split(":", 1)[0] else (None, item)
+        if spec == "recommended":
+            spec, label = RECOMMENDED_QUANTIZER, label or "recommended"
+        label = label or ("recommended" if spec == RECOMMENDED_QUANTIZER else spec)
+        if "/" in label or not label:
+            raise ValueError(f"quantizer name {label!r} must be non-empty without '/'; write NAME=SPEC")
+        if label in seen or label == PAPER_LABEL:
+            raise ValueError(f"quantizer name {label!r} is used twice; give each --compare-quantizers item a NAME=")
+        seen.add(label)
+        out.append((label, spec))
+    return out
+
+
+@dataclass
+class QuantizerRun:
+    """One quantizer of a study: its label, spec, fitted dict, QPs and (for compared ones) how they were matched."""
+
+    label: str
+    spec: str
+    quantizer: dict
+    qps: list
+    match: QPMatch | None = None
+    orders: list = field(default_factory=list)
+
+    @property
+    def digest(self) -> str:
+        """The quantizer as the rows store it (``quantizer`` column: sorted JSON)."""
+        return json.dumps(self.quantizer, sort_keys=True)
+
+
+def grid_probe(features, references, order, quantizer: dict, codec: str, model: dict, store, task, *,
+               packing: str = "temporal", bitstream_dir: str | None = None, run_kwargs: Mapping | None = None,
+               order_name: str = "identity", extra: Mapping | None = None):
+    """A :func:`~eval.pipeline.qp_match.match_qps` probe: codes ``order`` at the asked QPs into ``store``.
+
+    Returns ``{qp: {"feature_psnr", "task"}}`` aggregated over all images as the study's curves are.
+    """
+    def probe(qps):
+        jobs = make_jobs(features, references, {order_name: order}, quantizer, codec, qps, model,
+                         packing=packing, bitstream_dir=bitstream_dir, extra=extra)
+        run_grid(jobs, store, **dict(run_kwargs or {}), desc=f"matching QPs {', '.join(map(str, qps))}")
+        keys = {j.key for j in jobs}
+        curves = build_curves([r for r in store.rows() if r["key"] in keys], task, images=features.ids)
+        out = {}
+        for c in curves:
+            for i, q in enumerate(c.qp):
+                out[q] = {"feature_psnr": c.feature_psnr[i], **({"task": c.task[i]} if c.task else {})}
+        return out
+    return probe
+
+
+def curve_points(curve) -> dict:
+    """``{qp: {"feature_psnr", "task"}}`` of a :class:`~eval.analysis.curves.Curve` (task only where it has one)."""
+    return {q: {"feature_psnr": curve.feature_psnr[i], **({"task": curve.task[i]} if curve.task else {})}
+            for i, q in enumerate(curve.qp)}
+
+
+def match_curve_qps(anchor, probe, metrics: Sequence[str] = ("feature_psnr", "task"), qp_range=(0, 63)) -> QPMatch:
+    """QPs whose probed curve spans the quality range of the ``anchor`` curve on ``metrics`` (as many points as it has)."""
+    points = curve_points(anchor)
+    metrics = [m for m in metrics if all(m in p for p in points.values())]
+    result = match_qps(probe, quality_range(points, metrics), list(anchor.qp), qp_range=qp_range, n_points=len(anchor.qp))
+    return result
+
+
+def match_quantizer_qps(anchor_rows: Sequence[dict], task, images, probe, anchor_qps: Sequence[int],
+                        metrics: Sequence[str] = ("feature_psnr", "task"), qp_range=(0, 63)) -> QPMatch:
+    """QPs for one quantizer whose identity curve spans the anchor identity curve's range on ``metrics``."""
+    curves = build_curves(anchor_rows, task, images=images)
+    if len(curves) != 1 or sorted(curves[0].qp) != sorted(int(q) for q in anchor_qps):
+        raise ValueError(f"expected the anchor's identity curve alone at QPs {list(anchor_qps)}, got "
+                         f"{[c.qp for c in curves]}; check that its cells finished")
+    result = match_curve_qps(curves[0], probe, metrics, qp_range)
+    if not all(result.reached.values()):
+        print(f"warning: QPs {result.qps[0]}..{result.qps[-1]} do not reach the anchor's whole quality range "
+              f"({result.reached}); the BD-rates rest on the overlap reported", file=sys.stderr)
+    return result
+
+
+def runs_report(rows: Sequence[dict], runs: Sequence[QuantizerRun], task, images, anchor: str, method: str = "pchip",
+                replicates: int = 1000) -> Report:
+    """BD-rates of every run against the run ``anchor`` (e.g. ``paper/identity``), across quantizers.
+
+    Each run's rows are restricted to its own QPs and relabelled (``order`` = the run's name), so
+    the curves are compared over the quality range they share (``match_qps=False``), each with
+    its overlap and paired-bootstrap interval.
+    """
+    by_digest = {r.digest: r for r in runs}
+    relabelled = []
+    for row in rows:
+        run = by_digest.get(row["quantizer"] if isinstance(row["quantizer"], str) else json.dumps(row["quantizer"], sort_keys=True))
+        if run is None or row["order"] not in run.orders or int(row["qp"]) not in run.qps:
+            continue
+        relabelled.append({**row, "order": run_label(run.label, row["order"])})
+    return Report.from_rows(relabelled, task, images, anchor=anchor, method=method, replicates=replicates,
+                            setup_columns=("order",), match_columns=(), match_qps=False)
