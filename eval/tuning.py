@@ -410,21 +410,35 @@ def open_study(storage_url: str, study_name: str, seed: int, digest: str, n_star
 
 
 def anchor_params(spec) -> dict | None:
-    """A quantizer spec string in trial-parameter names (None when outside the search space, e.g. a saved dict)."""
+    """A quantizer spec string in trial-parameter names (None when outside the search space, e.g. a saved dict).
+
+    Per-channel specs (``channel:...``) carry ``norm="channel"``, ``stat`` and ``center``; global ones no
+    ``norm`` (the caller adds ``norm="global"`` where the study samples it).
+    """
     from codec import make_quantizer
 
     if not isinstance(spec, str):
         return None
     q = make_quantizer(spec)
     p = q.get_params()
-    if q.name not in CURVES or p.get("xmin") is not None or p.get("xmax") is not None:
-        return None
-    params = {"curve": q.name, "bits": p["bits"], "clip": p["percentile"] < 100.0}
-    if q.name in SHAPE_PARAMS:
-        key = SHAPE_PARAMS[q.name][0]
-        params[f"{q.name}_{key}"] = float(p[key])
+    channel = q.name == "channel"
+    if channel:
+        if p.get("per_image") or p["stat"] not in STATS:
+            return None
+        curve = p["curve"]
+    else:
+        curve = q.name
+        if curve not in CURVES or p.get("xmin") is not None or p.get("xmax") is not None:
+            return None
+    params = {"curve": curve, "bits": p["bits"], "clip": p["percentile"] < 100.0}
+    if curve in SHAPE_PARAMS:
+        key = SHAPE_PARAMS[curve][0]
+        shape = p["shape"] if channel else p[key]
+        params[f"{curve}_{key}"] = float(shape if shape is not None else QUANTIZERS.get(curve)().get_params()[key])
     if params["clip"]:
         params["clip_tail"] = 100.0 - float(p["percentile"])
+    if channel:
+        params.update(norm="channel", stat=p["stat"], center=bool(p["center"]))
     return params
 
 

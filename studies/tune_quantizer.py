@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "tsp-correlation tsp-mse 'tsp-mse:normalization=zscore'); the anchor keeps --order")
     g.add_argument("--normalisations", nargs="+", default=list(NORMALISATIONS), choices=list(NORMALISATIONS),
                    help="global: one curve for all channels; channel: each channel scaled by a calibration statistic first")
+    g.add_argument("--enqueue", nargs="+", default=[], metavar="SPEC[@ORDER]",
+                   help="candidates tried before the sampler's own (quantizer specs, e.g. "
+                   "'channel:curve=mulaw,bits=10,stat=p99.9,center=false@tsp-correlation'); one already tried is skipped")
     g.add_argument("--match-qps", action=argparse.BooleanOptionalAction, default=True,
                    help="each candidate's QPs chosen so that its curve spans the anchor's feature-PSNR and task range")
     g.add_argument("--storage", default=None, help="Optuna RDB URL (default: sqlite:///OUT/optuna.sqlite)")
@@ -151,6 +154,8 @@ def run(args) -> int:
         study, n_before = tuning.open_study(storage, args.study_name, args.seed, digest, n_startup_trials=args.startup_trials,
                                             grace_period=args.grace_period, heartbeat_interval=max(1, args.grace_period // 3),
                                             first_params=first_params, constrained=args.max_task_loss is not None)
+        for item in args.enqueue:
+            study.enqueue_trial(enqueued_params(item, args, order_choices), skip_if_exists=True)
         if n_before == 0:
             study.set_user_attr("anchor_quantizer", setup.quantizer_dict)
             study.set_user_attr("validation_images", val.ids)
@@ -197,6 +202,30 @@ def run(args) -> int:
           f"study:          {storage} (study {args.study_name!r})\ncells:          {out / 'results.sqlite'}\n"
           f"plot:           {out / 'rd_curves.png'}")
     return 0
+
+
+def enqueued_params(item: str, args, order_choices) -> dict:
+    """Trial parameters of one ``--enqueue SPEC[@ORDER]`` item (a one-line error when outside the search space)."""
+    from eval import tuning
+
+    spec, _, order = item.partition("@")
+    params = tuning.anchor_params(spec)
+    if params is None:
+        raise ValueError(f"--enqueue {item}: {spec!r} is outside the search space (a curve quantizer or channel:..., "
+                         "no fixed range or per-image side information)")
+    norm = params.setdefault("norm", "global")
+    if norm not in args.normalisations:
+        raise ValueError(f"--enqueue {item}: normalisation {norm!r} is not among --normalisations {' '.join(args.normalisations)}")
+    if len(args.normalisations) == 1:
+        params.pop("norm")
+    if order_choices:
+        order = order or next(iter(order_choices))
+        if order not in order_choices:
+            raise ValueError(f"--enqueue {item}: order {order!r} is not among --orders {' '.join(order_choices)}")
+        params["order"] = order
+    elif order:
+        raise ValueError(f"--enqueue {item}: an @ORDER needs --orders")
+    return params
 
 
 if __name__ == "__main__":

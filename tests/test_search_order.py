@@ -222,3 +222,36 @@ def test_ctrl_c_then_rerun_keeps_finished_rows(study):
     after = dict(sqlite3.connect(db).execute("SELECT key, row FROM results WHERE status='ok'"))
     assert all(after[k] == v for k, v in kept.items())
     assert len(after) == 16
+
+
+def test_compared_quantizer_gets_matched_qps_and_bd_rate_vs_paper(tmp_path):
+    """--compare-quantizers: QPs matched so the curves overlap, BD-rates against its own identity and the paper's pipeline."""
+    args = tiny_args(tmp_path)
+    i = args.index("--compare-quantizers")
+    args[i + 1] = "recommended"
+    proc = run_study(args + ["--bootstrap", "100"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "out"
+    summary = json.loads((out / "summary.json").read_text())
+    runs = {"paper/identity", "paper/tsp-correlation", "recommended/identity", "recommended/tsp-correlation"}
+    assert summary["bd_rate_vs_paper_anchor"] == "paper/identity" and set(summary["bd_rate_vs_paper"]) == runs
+    assert summary["quantizers"]["paper"]["quantizer"]["name"] == "log"
+    assert summary["quantizers"]["recommended"]["quantizer"]["name"] == "channel"
+    match = summary["qp_match"]["recommended"]
+    assert match["reached"] == {"high": True, "low": True} and match["qps"] == summary["quantizers"]["recommended"]["qps"]
+    for run, bd in summary["bd_rate_vs_paper"].items():
+        assert set(bd) >= {"feature_psnr", "feature_psnr_ci", "task", "task_ci", "overlap"}
+        # matched QPs: every run's curve covers (nearly) all of the paper's quality range
+        assert bd["overlap"]["feature_psnr"] >= 0.9 and bd["overlap"]["task"] >= 0.8, (run, bd["overlap"])
+    assert summary["bd_rate_vs_paper"]["paper/identity"]["feature_psnr"] == pytest.approx(0.0, abs=1e-9)
+    # the same order keeps its own-quantizer BD-rate, and the learned order still beats identity under the new quantizer
+    assert summary["bd_rate_vs_paper"]["paper/tsp-correlation"]["feature_psnr"] == pytest.approx(
+        summary["bd_rate"]["tsp-correlation"]["feature_psnr"], abs=1e-9)
+    assert summary["bd_rate"]["recommended/tsp-correlation"]["feature_psnr"] < -3.0
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    by_q = {}
+    for r in rows:
+        by_q.setdefault(json.loads(r["quantizer"])["name"], set()).add(int(r["qp"]))
+    assert by_q["log"] == {22, 27, 32, 37} and by_q["channel"] == set(match["qps"])
+    assert (out / "rd_curves_runs.png").stat().st_size > 10_000
+    assert "bd_rate_vs_paper" in proc.stdout and "recommended/tsp-correlation" in proc.stdout

@@ -215,14 +215,21 @@ def _with_interval(value, interval) -> str:
 def format_table(table: Sequence[dict], task_name: str = "task", columns: Sequence[str] = ("order",)) -> str:
     """Plain-text table: setup columns, BD-rates (%) with their 95 % interval where known, and bpp per QP."""
     qps = sorted({q for t in table for q in t["bpp"]})
+    same_qps = len({tuple(sorted(t["bpp"])) for t in table}) <= 1
     with_ci = any(t.get("bd_feature_psnr_ci") or t.get("bd_task_ci") for t in table)
     suffix = " [95% CI]" if with_ci else ""
-    head = list(columns) + [f"BD feat-PSNR %{suffix}", f"BD {task_name} %{suffix}"] + [f"bpp@{q}" for q in qps]
+    head = list(columns) + [f"BD feat-PSNR %{suffix}", f"BD {task_name} %{suffix}"]
+    # curves at other QPs each (quantizers compared at matched QPs): their overlap and QPs instead of bpp per QP
+    head += [f"bpp@{q}" for q in qps] if same_qps else ["overlap feat/task", "QPs"]
     lines = []
     for t in table:
         cells = [str(t.get(c)) for c in columns]
         cells += [_with_interval(t["bd_feature_psnr"], t.get("bd_feature_psnr_ci")), _with_interval(t["bd_task"], t.get("bd_task_ci"))]
-        cells += [fmt(t["bpp"].get(q), ".4f") for q in qps]
+        if same_qps:
+            cells += [fmt(t["bpp"].get(q), ".4f") for q in qps]
+        else:
+            cells += [f"{fmt(t.get('overlap_feature_psnr'), '.0%')} / {fmt(t.get('overlap_task'), '.0%')}",
+                      " ".join(str(q) for q in sorted(t["bpp"]))]
         lines.append(cells)
     return text_table(head, lines)
 
