@@ -12,8 +12,8 @@ How: quality falls about linearly with the QP over the usual range (roughly 0.3-
 step for feature PSNR). The search codes (``probe``) the anchor's two end QPs, fits a line per
 metric through every point probed so far, and probes the QPs the lines predict for the
 anchor's best and worst quality; an end that still falls short moves ``step`` QPs further per
-round, up to ``max_rounds``; an end reached with room to spare is tightened once to the QP the
-lines predict. Probes are real cells: the caller codes the images with the
+round, up to ``max_rounds``; an end reached with room to spare is then tightened (``tighten``
+times) to the QP interpolated between the two probes that bracket the crossing. Probes are real cells: the caller codes the images with the
 anchor order (identity) and every probed QP stays in the results store, so the chosen end
 points cost nothing more. Everything probed is returned (``probes``) and recorded by the
 study; a range that cannot be bracketed within the codec's QPs is reported in ``reached``.
@@ -86,9 +86,45 @@ def _covers(points, qp: int, metric: str, target: float, high: bool) -> bool:
     return float(v) >= target if high else float(v) <= target
 
 
+def _bracket(points, targets, high: bool) -> int | None:
+    """The QP between the probes that bracket the crossing of an end (interpolated), or None when tight.
+
+    ``high``: the best-quality end (largest QP still reaching every ``hi``); else the worst-quality end
+    (smallest QP at or below every ``lo``). Quality is interpolated linearly between the two probes.
+    """
+    def ok(q):
+        return all(_covers(points, q, m, t[1] if high else t[0], high) for m, t in targets.items())
+
+    good = [q for q in points if ok(q)]
+    if not good:
+        return None
+    end = max(good) if high else min(good)
+    beyond = [q for q in points if (q > end if high else q < end) and not ok(q)]
+    if not beyond:
+        return None
+    other = min(beyond) if high else max(beyond)
+    if abs(other - end) <= 1:
+        return None
+    crossings = []
+    for m, (lo, hi) in targets.items():
+        a, b = float(points[end][m]), float(points[other][m])
+        target = hi if high else lo
+        if a == b:
+            continue
+        x = end + (target - a) * (other - end) / (b - a)
+        crossings.append(math.floor(x) if high else math.ceil(x))
+    if not crossings:
+        return None
+    q = min(crossings) if high else max(crossings)
+    if (q <= end) if high else (q >= end):  # the crossing lies at the end already probed: tight
+        return None
+    q = min(q, other - 1) if high else max(q, other + 1)
+    return None if q in points else q
+
+
 def match_qps(probe: Probe, targets: Mapping[str, tuple[float, float]], start_qps: Sequence[int],
               qp_range: tuple[int, int] = (0, 63), n_points: int | None = None, step: int = 2,
-              max_rounds: int = 6) -> QPMatch:
+              max_rounds: int = 6, tighten: int = 2) -> QPMatch:
     """QPs whose RD points span ``targets`` (``{metric: (lo, hi)}``, the anchor's range) on every metric.
 
     ``probe(qps)`` codes the anchor order at the given QPs and returns ``{qp: {metric: quality}}``
@@ -149,15 +185,13 @@ def match_qps(probe: Probe, targets: Mapping[str, tuple[float, float]], start_qp
         run(want)
         if set(points) == before:  # clamped at the codec's QP range: nothing new to try
             break
-    # tighten: an end reached with room to spare (the start QPs overshoot) moves to the QP the lines predict
-    tighter = []
-    g = guess(True)
-    if reaches(lo_qp, True) and g is not None and lo_qp < g < hi_qp:
-        tighter.append(g)
-    g = guess(False)
-    if reaches(hi_qp, False) and g is not None and lo_qp < g < hi_qp:
-        tighter.append(g)
-    run(tighter)
+    # tighten: an end reached with room to spare (e.g. the start QPs overshoot, or quality is far from linear
+    # in the QP) moves towards the crossing, interpolated between the two probes that bracket it
+    for _ in range(tighten):
+        want = [q for q in (_bracket(points, targets, True), _bracket(points, targets, False)) if q is not None]
+        if not want:
+            break
+        run(want)
     reached = {"high": any(reaches(q, True) for q in points), "low": any(reaches(q, False) for q in points)}
     # the end points: the largest QP still reaching every hi, the smallest QP reaching below every lo
     highs = [q for q in points if all(_covers(points, q, m, t[1], True) for m, t in targets.items())]
