@@ -5,6 +5,8 @@
   accumulated over calibration features in one streaming pass.
 - :mod:`reorder.tsp`: open-path TSP solvers behind ``solve_path`` (registry ``TSP_SOLVERS``).
 - :mod:`reorder.orderers`: scikit-learn orderers, their registry ``ORDERERS`` and ``make_orderer``.
+- :mod:`reorder.structure_cost`: the cost of an order under a codec's prediction structure and a local search on it
+  (the ``refcost`` orderer).
 - :mod:`reorder.grouping`: a person's grouping of channels (picked by eye) turned into an order.
 
 reorder builds on :mod:`codec` (its registry and file writer) and knows no model.
@@ -21,6 +23,7 @@ from .orderers import (
     SortOrder,
     SpectralOrder,
     TSPOrder,
+    RefCostOrder,
     make_orderer,
 )
 from .permutation import Permutation, PermutationError, validate_order
@@ -38,7 +41,7 @@ from .tsp import (
 
 __all__ = [
     "ORDER_NAMES", "ORDERERS", "BaseOrderer", "ClusterOrder", "FixedOrder", "IdentityOrder", "RandomOrder",
-    "SortOrder", "SpectralOrder", "TSPOrder", "make_orderer",
+    "SortOrder", "SpectralOrder", "TSPOrder", "RefCostOrder", "make_orderer",
     "Permutation", "PermutationError", "validate_order",
     "METRICS", "NORMALIZATIONS", "SimilarityAccumulator", "distance_matrix",
     "SOLVERS", "TSP_SOLVERS", "PathResult", "SolverUnavailableError", "available_solvers", "canonical_solver",

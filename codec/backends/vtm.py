@@ -131,3 +131,12 @@ class VTMCodec(Codec):
                 raw = f.read()
         return planar_to_luma(raw, bitstream.n_frames, bitstream.height, bitstream.width, "420", bd, bd,
                               what="vtm decode")
+
+    def prediction_structure(self, n_frames: int):
+        """Intra flags and reference pictures of ``n_frames`` frames, parsed from the cfg's ``FrameN:``
+        lines, ``GOPSize``, ``IntraPeriod`` and ``IntraQPOffset`` (no encode; see :func:`codec.structure.from_vtm_cfg`)."""
+        from ..structure import from_vtm_cfg
+
+        cfg = self._path("cfg", False)
+        with open(cfg, encoding="utf-8", errors="replace") as f:
+            return from_vtm_cfg(f.read(), n_frames, source=f"VTM cfg {os.path.basename(cfg)}")

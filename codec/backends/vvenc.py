@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from .base import CODECS, Option, int_range
 from .ffmpeg_base import FFmpegCodec, join_params
+from .vvenc_gop import vvenc_structure
 
 __all__ = ["VVenCCodec"]
 
@@ -112,3 +113,64 @@ class VVenCCodec(FFmpegCodec):
             "-preset", o["preset"], "-qp", str(qp), "-qpa", "1" if o["qpa"] else "0",
             "-period", str(o["intra_period"]), "-vvenc-params", self.vvenc_params(),
         ]
+
+    # ------------------------------------------------------------ prediction structure
+    def prediction_structure(self, n_frames: int, lists: str = "used"):
+        """The frames' intra flags and reference pictures under this configuration (no encode).
+
+        From the table in :mod:`codec.backends.vvenc_gop`, established from VVenC's own
+        per-picture log (see there); ``lists="used"`` keeps the first entry of each reference
+        list (what VVenC uses on textured content like feature channels), ``"candidates"`` both
+        entries (what it uses on flat content). Configurations the table does not hold (other GOP/intra
+        period pairs, extra ``vvenc_params``, ``poc0idr=false``) raise ValueError naming
+        :meth:`logged_prediction_structure`, which encodes to find out.
+        """
+        from ..structure import all_intra
+
+        o = self.options
+        if o["intra_period"] == 1:
+            return all_intra(n_frames, source=f"{self.spec()} (all intra)")
+        if o["vvenc_params"] or not o["poc0idr"]:
+            raise ValueError(f"codec {self.spec()!r}: the VVenC GOP table holds poc0idr=true without extra "
+                             "vvenc_params; use logged_prediction_structure(n) (one small encode) for this one")
+        return vvenc_structure(n_frames, o["gop"], o["intra_period"], lists)
+
+    def logged_prediction_structure(self, n_frames: int, size: int = 32, frames=None):
+        """The structure VVenC really uses for ``n_frames`` frames, read from its per-picture log.
+
+        Deliberately encodes ``n_frames`` flat ``size`` x ``size`` frames at QP 32 with
+        ``Verbosity=6`` (single-threaded, so log lines stay whole) and parses the
+        ``POC .. TId .. [L0 ..] [L1 ..]`` lines (:func:`codec.structure.from_encoder_log`).
+        ``frames`` (8-bit [n, H, W]) encodes those instead, to check that content does not move it.
+        """
+        import os
+        import tempfile
+
+        import numpy as np
+
+        from ..ffmpeg import run_ffmpeg
+        from ..structure import from_encoder_log
+        from .ffmpeg_base import frames_to_planar
+
+        opts = dict(self.options, threads=1, vvenc_params=join_params(self.options["vvenc_params"], "Verbosity=6"))
+        probe = type(self)(**opts)
+        probe.check_available()
+        if frames is None:
+            frames = np.broadcast_to((16 + np.arange(n_frames) % 200).astype(np.uint8)[:, None, None],
+                                     (n_frames, size, size))
+        frames = probe._validate_frames(np.ascontiguousarray(frames), 32, 8)
+        n_frames, h, w = frames.shape
+        raw = frames_to_planar(frames, probe._chroma(), 10, 8)
+        # VVenC prints its per-picture lines on stdout, so the stream goes to a file, not to the pipe
+        problem = None
+        for _ in range(3):  # this libvvenc build now and then ends early without output (see ffmpeg_base)
+            with tempfile.TemporaryDirectory(prefix="fcm-vvenc-gop-") as tmp:
+                args = probe.encode_command(n_frames, h, w, 32, 8)[:-1] + [os.path.join(tmp, "out.vvc")]
+                out, err = run_ffmpeg(args, input=raw, what="libvvenc structure probe")
+            try:
+                return from_encoder_log(out.decode("utf-8", "replace") + err, n_frames, base_qp=32,
+                                        source=f"{self.spec()} (encoder log)")
+            except ValueError as exc:
+                problem = exc
+        raise problem
+

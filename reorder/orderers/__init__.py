@@ -33,10 +33,12 @@ from .distance import DistanceOrderer
 from .tsp import TSPOrder
 from .spectral import SpectralOrder
 from .cluster import CLUSTER_METHODS, ClusterOrder
+from .refcost import RefCostOrder
 
 __all__ = [
     "ORDERERS", "ORDER_NAMES", "BaseOrderer", "DistanceOrderer", "IdentityOrder", "RandomOrder", "FixedOrder",
     "SortOrder", "TSPOrder", "SpectralOrder", "ClusterOrder", "SORT_STATISTICS", "CLUSTER_METHODS", "make_orderer",
+    "RefCostOrder",
 ]
 
 ORDER_NAMES: list[str] = [n for key in ORDERERS.names() for n in vars(ORDERERS.get(key)).get("standard_names", ())]
