@@ -164,3 +164,24 @@ def test_registry_is_lazy():
     subprocess.run([sys.executable, "-c", code], check=True)
     code = "import sys, eval.install; assert 'numpy' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_network_is_torchvisions_without_importing_it(model, photos):
+    """The adapter builds MobileNetV2 itself (a worker skips torchvision's import): same modules, same logits bit for bit."""
+    import torch
+    import torchvision
+
+    reference = torchvision.models.mobilenet_v2(weights=None)
+    reference.load_state_dict(model.model.state_dict(), strict=True)  # the same names and shapes both ways
+    reference.eval()
+    def leaves(net):  # the layers and their settings (torchvision wraps conv-BN-ReLU6 in a Sequential subclass)
+        return [(name, repr(m)) for name, m in net.named_modules() if not list(m.children())]
+
+    assert leaves(model.model) == leaves(reference)
+    with torch.inference_mode():
+        for image in list(photos.values())[:2]:
+            x = model.preprocess(image)
+            assert torch.equal(model.model(x), reference(x))
+    code = ("import sys; from eval.models import make_model; m = make_model('mobilenet_v2'); "
+            "assert 'torchvision' not in sys.modules, 'torchvision imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

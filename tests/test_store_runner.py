@@ -122,3 +122,20 @@ def test_csv_written_atomically_with_json_cells(tmp_path):
     assert lines[0] == "a,b"
     assert json.loads(lines[1].split(",", 1)[1].strip('"').replace('""', '"')) == {"k": 2}
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_dask_cells_go_longest_first_and_keep_the_grid_order_on_ties():
+    import dataclasses
+
+    from eval.pipeline.runner import longest_first
+
+    def job(name, shape, qp):
+        j = make_job(0, qp=qp, order_name=name)
+        return dataclasses.replace(j, meta={**j.meta, "shape": shape} if shape else {"pixels": 1})
+
+    small = [job("a", [144, 64, 64], qp) for qp in (22, 37)]
+    large = [job("b", [144, 64, 97], qp) for qp in (37, 22)]
+    tie = job("c", [144, 64, 97], 22)
+    unknown = job("d", None, 22)
+    ordered = longest_first([unknown, *small, *large, tie])
+    assert [(j.order_name, j.qp) for j in ordered] == [("b", 22), ("c", 22), ("b", 37), ("a", 22), ("a", 37), ("d", 22)]

@@ -37,7 +37,7 @@ from eval.models import MODELS
 from eval.models.base import ModelAdapter
 from eval.tasks.classification import KLFidelity
 
-__all__ = ["MobileNetV2Adapter", "window_positions", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["MobileNetV2Adapter", "build_mobilenet_v2", "window_positions", "IMAGENET_MEAN", "IMAGENET_STD"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -60,6 +60,61 @@ def window_positions(size: int, window: int, stride: int) -> list[int]:
     if pos[-1] != size - window:
         pos.append(size - window)
     return pos
+
+
+def _conv_bn_relu6(nn, inp: int, oup: int, kernel: int = 3, stride: int = 1, groups: int = 1):
+    """torchvision's ``Conv2dNormActivation`` as MobileNetV2 uses it: conv (no bias), BN, in-place ReLU6."""
+    return nn.Sequential(nn.Conv2d(inp, oup, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(oup), nn.ReLU6(inplace=True))
+
+
+def build_mobilenet_v2():
+    """torchvision's ``mobilenet_v2(weights=None)`` (ImageNet classes, width 1.0), built without importing torchvision.
+
+    The same modules under the same names (``features.<i>.conv.<j>``, ``classifier.1``), so
+    torchvision's state dict loads with ``strict=True``, and the same forward (inverted
+    residual blocks adding their input where stride is 1 and the width stays, global average
+    pooling, dropout and the linear classifier): the same operations, so the same logits, bit
+    for bit (tested against torchvision). Why not torchvision itself: importing it costs each
+    worker process ~1.7 CPU seconds (``torchvision.ops`` imports ``torch._dynamo``), as much as
+    a small cell, and every worker pays it before its first cell.
+    """
+    import torch
+    from torch import nn
+
+    class InvertedResidual(nn.Module):
+        def __init__(self, inp: int, oup: int, stride: int, expand_ratio: int):
+            super().__init__()
+            hidden = int(round(inp * expand_ratio))
+            self.stride = stride
+            self.use_res_connect = stride == 1 and inp == oup
+            layers = [_conv_bn_relu6(nn, inp, hidden, kernel=1)] if expand_ratio != 1 else []
+            layers += [_conv_bn_relu6(nn, hidden, hidden, stride=stride, groups=hidden),
+                       nn.Conv2d(hidden, oup, 1, 1, 0, bias=False), nn.BatchNorm2d(oup)]
+            self.conv = nn.Sequential(*layers)
+            self.out_channels = oup
+
+        def forward(self, x):
+            return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+    class MobileNetV2(nn.Module):
+        def __init__(self):
+            super().__init__()
+            channels, features = 32, [_conv_bn_relu6(nn, 3, 32, stride=2)]
+            for t, c, n, s in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                               (6, 160, 3, 2), (6, 320, 1, 1)):
+                for i in range(n):
+                    features.append(InvertedResidual(channels, c, s if i == 0 else 1, t))
+                    channels = c
+            features.append(_conv_bn_relu6(nn, channels, 1280, kernel=1))
+            self.features = nn.Sequential(*features)
+            self.classifier = nn.Sequential(nn.Dropout(p=0.2), nn.Linear(1280, 1000))
+
+        def forward(self, x):
+            x = nn.functional.adaptive_avg_pool2d(self.features(x), (1, 1))
+            return self.classifier(torch.flatten(x, 1))
+
+    return MobileNetV2()
 
 
 @MODELS.register("mobilenet_v2", "mobilenetv2")
@@ -89,7 +144,6 @@ class MobileNetV2Adapter(ModelAdapter):
     def __init__(self, weights: str | None = None, device: str = "cpu", short_side: int = 512,
                  window: int = 224, window_stride: int = 64, batch_size: int = 16, num_threads: int | None = None):
         import torch
-        import torchvision
 
         from eval.models.weights import mobilenet_v2_weights_path, sha256_file
 
@@ -115,7 +169,7 @@ class MobileNetV2Adapter(ModelAdapter):
             raise WeightsNotFoundError(f"weights file {path} does not exist; run: python -m eval.install") from None
         self.weights_path = str(path)
         state = torch.load(path, map_location="cpu", weights_only=True)
-        model = torchvision.models.mobilenet_v2(weights=None)
+        model = build_mobilenet_v2()  # torchvision's network, without importing torchvision
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:

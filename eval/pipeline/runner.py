@@ -48,7 +48,8 @@ The local cluster runs one single-threaded worker process per requested worker, 
 (``run_job`` also pins torch to one thread), and a scheduler that hands each worker one
 cell at a time (``worker-saturation`` 1.0): cells are long, so nothing is lost by not
 queueing a second cell on a worker, and a crashing cell then never takes a queued
-neighbour down with it.
+neighbour down with it. Cells are submitted longest first (:func:`longest_first`: larger maps,
+then lower QPs), so the last cells of a grid are short ones and no worker idles long at the end.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ from typing import Callable, Iterable, Sequence
 from eval.pipeline.cell import Job, run_job
 from eval.pipeline.store import ResultStore, StudyLock
 
-__all__ = ["RunSummary", "run_grid", "SchedulerError", "default_workers", "absolute_paths", "start_local_cluster", "WORKER_ENV"]
+__all__ = ["RunSummary", "run_grid", "longest_first", "SchedulerError", "default_workers", "absolute_paths", "start_local_cluster", "WORKER_ENV"]
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,28 @@ def absolute_paths(job: Job) -> Job:
         if value and not os.path.isabs(value):
             changes[name] = os.path.abspath(value)
     return dataclasses.replace(job, **changes) if changes else job
+
+
+def longest_first(jobs: Sequence[Job]) -> list[Job]:
+    """``jobs`` in the order workers should take them: the likely longest cells first.
+
+    Workers take cells in submission order, so the grid's last cells decide how long the
+    other workers sit idle at the end. A cell's time is the codec's, which grows with the
+    coded map (``meta["shape"]``: channels x height x width) and falls with the QP (more bits
+    at a low QP): larger maps first, then the lower QP first; ties keep the grid's order.
+    Cells without a known shape go last, in their order.
+    """
+    def cost(job: Job):
+        shape = job.meta.get("shape") if isinstance(job.meta, dict) else None
+        try:
+            size = 1
+            for n in shape:
+                size *= int(n)
+        except (TypeError, ValueError):
+            return (1, 0, 0)
+        return (0, -size, int(job.qp))
+
+    return sorted(jobs, key=cost)
 
 
 def run_grid(
@@ -198,7 +221,7 @@ def _run_grid(jobs, store, workers, scheduler, max_attempts, progress, desc, on_
         if executor == "inline" or (executor == "auto" and workers <= 1 and scheduler is None):
             _run_inline(todo, record, fn)
         else:
-            _run_dask([absolute_paths(j) for j in todo], record, workers, scheduler, fn, scheduler_timeout)
+            _run_dask([absolute_paths(j) for j in longest_first(todo)], record, workers, scheduler, fn, scheduler_timeout)
     finally:
         bar.close()
     return summary
