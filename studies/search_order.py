@@ -21,7 +21,9 @@ import time
 
 from studies import cli
 
-DEFAULT_ORDERS = ["identity", "random", "tsp-mse", "tsp-correlation"]
+# tsp-mse (about 1.3 points behind tsp-correlation on feature PSNR) is left to --orders so that the default
+# study, which also codes the recommended quantizer at matched QPs, stays within 10 minutes on 2 cores
+DEFAULT_ORDERS = ["identity", "random", "tsp-correlation"]
 
 
 def build_parser() -> argparse.ArgumentParser:

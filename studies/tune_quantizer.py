@@ -196,7 +196,7 @@ def run(args) -> int:
     })
     task_bd = bd.get("task")
     print(f"best: trial {best_number}, {best['name']} {best['params']}: BD-rate {best_t.value:+.2f} % ({args.objective}; "
-          f"task {'n/a' if task_bd is None else format(task_bd, '+.2f')} %) vs the untuned anchor on the validation images; "
+          f"task {'n/a' if task_bd is None else format(task_bd, '+.2f')} %) vs the anchor (--quantizer with --order) on the validation images; "
           f"{time.perf_counter() - t_start:.0f} s", file=sys.stderr)
     print(f"best quantizer: {out / 'best_quantizer.json'}\ntrials:         {out / 'trials.csv'}\n"
           f"study:          {storage} (study {args.study_name!r})\ncells:          {out / 'results.sqlite'}\n"

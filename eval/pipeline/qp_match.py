@@ -8,9 +8,10 @@ one quantizer, the lowest and highest QP that bracket the anchor's range on ever
 metric (feature PSNR and the task score by default), and spreads the study's number of rate
 points evenly between them.
 
-How: quality falls about linearly with the QP over the usual range (roughly 0.3-0.8 dB per QP
-step for feature PSNR). The search codes (``probe``) the anchor's two end QPs, fits a line per
-metric through every point probed so far, and probes the QPs the lines predict for the
+How: quality falls roughly linearly with the QP over the usual range (0.3-1 dB per QP step for
+feature PSNR; steeper at low QPs). The search codes (``probe``) the anchor's two end QPs, draws a
+line per metric through the two probes nearest each end (at most ``max_jump`` QPs beyond them: a
+far extrapolation lands on needlessly low, slow QPs), and probes the QPs the lines predict for the
 anchor's best and worst quality; an end that still falls short moves ``step`` QPs further per
 round, up to ``max_rounds``; an end reached with room to spare is then tightened (``tighten``
 times) to the QP interpolated between the two probes that bracket the crossing. Probes are real cells: the caller codes the images with the
@@ -124,7 +125,7 @@ def _bracket(points, targets, high: bool) -> int | None:
 
 def match_qps(probe: Probe, targets: Mapping[str, tuple[float, float]], start_qps: Sequence[int],
               qp_range: tuple[int, int] = (0, 63), n_points: int | None = None, step: int = 2,
-              max_rounds: int = 6, tighten: int = 2) -> QPMatch:
+              max_rounds: int = 6, tighten: int = 2, max_jump: int = 12) -> QPMatch:
     """QPs whose RD points span ``targets`` (``{metric: (lo, hi)}``, the anchor's range) on every metric.
 
     ``probe(qps)`` codes the anchor order at the given QPs and returns ``{qp: {metric: quality}}``
@@ -157,16 +158,18 @@ def match_qps(probe: Probe, targets: Mapping[str, tuple[float, float]], start_qp
         return all(_covers(points, qp, m, t[1] if high else t[0], high) for m, t in targets.items())
 
     def guess(high: bool) -> int | None:
-        """The QP the fitted lines predict for the anchor's best (``high``) or worst quality."""
+        """The QP the secant through the two probes nearest that end predicts for the anchor's best
+        (``high``) or worst quality, at most ``max_jump`` QPs beyond the probes."""
+        near = sorted(points)[:2] if high else sorted(points)[-2:]
         found = []
         for m, (lo, hi) in targets.items():
-            line = _fit(points, m)
+            line = _fit({q: points[q] for q in near}, m)
             if line and line[0] < 0:
                 x = ((hi if high else lo) - line[1]) / line[0]
                 found.append(math.floor(x) if high else math.ceil(x))
         if not found:
             return None
-        return min(found) if high else max(found)
+        return max(min(found), min(points) - max_jump) if high else min(max(found), max(points) + max_jump)
 
     rounds = 0
     for rounds in range(1, max_rounds + 1):
