@@ -159,8 +159,10 @@ def run(args) -> int:
         print(f"warning: {line}", file=sys.stderr)
     cli.report_failures(failed)
     print(
-        f"{summary.finished} cells coded now, {summary.skipped} reused from an earlier run, {summary.failed} failed; "
-        f"{time.perf_counter() - t_start:.0f} s",
+        f"{summary.finished} cells coded now, {summary.skipped} reused from an earlier run, {summary.failed} failed"
+        + (f" under {args.quantizer}; {sum(len(c['rows']) for c in compared)} cells under --compare-quantizers "
+           "(their QP probes besides)" if compared else "")
+        + f"; {time.perf_counter() - t_start:.0f} s",
         file=sys.stderr,
     )
     print(f"results: {folder.results_csv}\nsummary: {folder.summary_json}\nplot:    {folder.rd_plot}")
