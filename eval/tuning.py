@@ -69,11 +69,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from codec import CURVE_NAMES, QUANTIZERS
-from eval.analysis.curves import Curve, bd_between, build_curves, curve_overlap
+from eval.analysis.curves import Curve, bd_between, curve_overlap
 from eval.analysis.tables import fmt, text_table
-from eval.pipeline.cell import make_jobs
+from eval.pipeline import quantizer_runs
 from eval.pipeline.features import FeatureSet
-from eval.pipeline.runner import RunSummary, run_grid, start_local_cluster
+from eval.pipeline.quantizer_runs import code_order_curve, match_curve_qps
+from eval.pipeline.runner import RunSummary, start_local_cluster
 
 __all__ = [
     "CURVES", "SHAPE_PARAMS", "anchor_params", "OBJECTIVES", "TrialFailed", "TuningContext", "QuantizerObjective",
@@ -217,16 +218,12 @@ def code_curve(ctx: TuningContext, quantizer: dict, label: str, order_name: str 
     (default ``ctx.qps``; cached cells reused); return its RD curve."""
     if order is None:
         order_name, order = ctx.order_name, ctx.order
-    jobs = make_jobs(
-        ctx.val, ctx.references, {order_name: order}, quantizer, ctx.codec, list(qps or ctx.qps), ctx.model,
-        packing=ctx.packing, bitstream_dir=ctx.bitstream_dir, extra={**ctx.extra, "candidate": label},
+    return code_order_curve(
+        ctx.val, ctx.references, order_name, order, quantizer, ctx.codec, list(qps or ctx.qps), ctx.model, ctx.store,
+        ctx.task, packing=ctx.packing, bitstream_dir=ctx.bitstream_dir, extra={**ctx.extra, "candidate": label},
+        run_kwargs=dict(workers=ctx.workers, scheduler=ctx.scheduler, max_attempts=ctx.max_attempts,
+                        progress=ctx.progress), desc=label,
     )
-    summary = run_grid(jobs, ctx.store, workers=ctx.workers, scheduler=ctx.scheduler, max_attempts=ctx.max_attempts,
-                       progress=ctx.progress, desc=label)
-    keys = {j.key for j in jobs}
-    rows = [r for r in ctx.store.rows() if r["key"] in keys]
-    curves = build_curves(rows, task=ctx.task, images=ctx.val.ids)
-    return (curves[0] if curves else None), summary
 
 
 def compare_curves(anchor: Curve, test: Curve, metric: str = "feature_psnr", method: str = "pchip") -> tuple[float, float]:
@@ -274,9 +271,7 @@ class QuantizerObjective:
         label = f"trial {trial.number}"
         qps = None
         if ctx.match_qps:  # QPs whose curve spans the anchor's quality range (probes are real, stored cells)
-            from eval.pipeline.quantizer_runs import grid_probe, match_curve_qps
-
-            probe = grid_probe(ctx.val, ctx.references, order, qdict, ctx.codec, ctx.model, ctx.store, ctx.task,
+            probe = quantizer_runs.grid_probe(ctx.val, ctx.references, order, qdict, ctx.codec, ctx.model, ctx.store, ctx.task,
                                packing=ctx.packing, bitstream_dir=ctx.bitstream_dir, order_name=order_name,
                                extra={**ctx.extra, "candidate": label},
                                run_kwargs=dict(workers=ctx.workers, scheduler=ctx.scheduler,

@@ -118,7 +118,7 @@ def run(args) -> int:
 
     extra = {}
     if compared:
-        runs = [c["run"] for c in [main_run(args, setup, orders, rows)] + compared]
+        runs = [main_run(args, setup, orders)] + [c["run"] for c in compared]
         vs = runs_report(all_rows, runs, setup.adapter.task, setup.test.ids, anchor=run_label(runs[0].label, "identity"),
                          method=args.bd_method, replicates=args.bootstrap)
         key = "bd_rate_vs_paper" if runs[0].label == PAPER_LABEL else "bd_rate_vs_main_quantizer"
@@ -173,7 +173,7 @@ def run(args) -> int:
     return 0 if not failed else 3
 
 
-def main_run(args, setup, orders, rows) -> dict:
+def main_run(args, setup, orders):
     """The study's main quantizer as a run (``paper`` when it is the paper's global log 8-bit curve)."""
     from pathlib import Path
 
@@ -181,8 +181,7 @@ def main_run(args, setup, orders, rows) -> dict:
 
     spec = str(args.quantizer)
     label = PAPER_LABEL if is_paper_pipeline(setup.quantizer_dict) else (Path(spec).stem if spec.endswith(".json") else spec)
-    return {"run": QuantizerRun(label.replace("/", "_"), spec, setup.quantizer_dict, list(args.qps), orders=list(orders)),
-            "rows": rows}
+    return QuantizerRun(label.replace("/", "_"), spec, setup.quantizer_dict, list(args.qps), orders=list(orders))
 
 
 def compare_quantizers(args, setup, folder, orders, references, anchor_rows, progress) -> list[dict]:

@@ -26,7 +26,7 @@ from eval.pipeline.qp_match import QPMatch, match_qps, quality_range
 from eval.pipeline.runner import run_grid
 
 __all__ = ["QuantizerRun", "parse_quantizer_specs", "is_paper_pipeline", "run_label", "grid_probe",
-           "match_quantizer_qps", "match_curve_qps", "curve_points", "runs_report", "PAPER_LABEL", "RECOMMENDED_QUANTIZER"]
+           "match_quantizer_qps", "code_order_curve", "match_curve_qps", "curve_points", "runs_report", "PAPER_LABEL", "RECOMMENDED_QUANTIZER"]
 
 PAPER_LABEL = "paper"
 
@@ -92,6 +92,23 @@ class QuantizerRun:
         return json.dumps(self.quantizer, sort_keys=True)
 
 
+def code_order_curve(features, references, order_name: str, order, quantizer: dict, codec: str, qps, model: dict,
+                     store, task, *, packing: str = "temporal", bitstream_dir: str | None = None,
+                     extra: Mapping | None = None, run_kwargs: Mapping | None = None, desc: str = "coding"):
+    """Code one order under one quantizer at ``qps`` into ``store`` (finished cells reused).
+
+    Returns ``(curve, run summary)``: the RD curve over all ``features`` images, aggregated as the
+    study's curves are (None when no QP finished for every image). The tuner's trials and the QP
+    probes both code through it.
+    """
+    jobs = make_jobs(features, references, {order_name: order}, quantizer, codec, list(qps), model,
+                     packing=packing, bitstream_dir=bitstream_dir, extra=extra)
+    summary = run_grid(jobs, store, **dict(run_kwargs or {}), desc=desc)
+    keys = {j.key for j in jobs}
+    curves = build_curves([r for r in store.rows() if r["key"] in keys], task, images=features.ids)
+    return (curves[0] if curves else None), summary
+
+
 def grid_probe(features, references, order, quantizer: dict, codec: str, model: dict, store, task, *,
                packing: str = "temporal", bitstream_dir: str | None = None, run_kwargs: Mapping | None = None,
                order_name: str = "identity", extra: Mapping | None = None):
@@ -100,16 +117,10 @@ def grid_probe(features, references, order, quantizer: dict, codec: str, model: 
     Returns ``{qp: {"feature_psnr", "task"}}`` aggregated over all images as the study's curves are.
     """
     def probe(qps):
-        jobs = make_jobs(features, references, {order_name: order}, quantizer, codec, qps, model,
-                         packing=packing, bitstream_dir=bitstream_dir, extra=extra)
-        run_grid(jobs, store, **dict(run_kwargs or {}), desc=f"matching QPs {', '.join(map(str, qps))}")
-        keys = {j.key for j in jobs}
-        curves = build_curves([r for r in store.rows() if r["key"] in keys], task, images=features.ids)
-        out = {}
-        for c in curves:
-            for i, q in enumerate(c.qp):
-                out[q] = {"feature_psnr": c.feature_psnr[i], **({"task": c.task[i]} if c.task else {})}
-        return out
+        curve, _ = code_order_curve(features, references, order_name, order, quantizer, codec, qps, model, store, task,
+                                    packing=packing, bitstream_dir=bitstream_dir, extra=extra, run_kwargs=run_kwargs,
+                                    desc=f"matching QPs {', '.join(map(str, qps))}")
+        return curve_points(curve) if curve is not None else {}
     return probe
 
 
