@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["PredictionStructure", "GopEntry", "parse_vtm_cfg", "from_vtm_cfg", "from_gop", "from_encoder_log",
+__all__ = ["PredictionStructure", "FrameLists", "GopEntry", "parse_vtm_cfg", "from_vtm_cfg", "from_gop", "from_encoder_log",
            "dyadic", "all_intra"]
 
 
@@ -197,6 +197,28 @@ def parse_vtm_cfg(text: str) -> tuple[int, int, list[GopEntry]]:
                      "#active_L0 #L0 deltas #active_L1 #L1 deltas)")
 
 
+class FrameLists:
+    """Per-frame lists filled while a GOP table is walked in coding order: frame 0 intra (temporal id 0,
+    ``intra_qp_offset``) and coded first, every other frame not yet set. Shared by :func:`from_gop` and
+    the VVenC table (:func:`codec.backends.vvenc_gop.vvenc_structure`)."""
+
+    def __init__(self, n_frames: int, intra_qp_offset: float = 0.0):
+        self.n = int(n_frames)
+        if self.n < 1:
+            raise ValueError("n_frames must be >= 1")
+        self.intra = [False] * self.n
+        self.l0: list[tuple[int, ...]] = [()] * self.n
+        self.l1: list[tuple[int, ...]] = [()] * self.n
+        self.tid: list[int | None] = [None] * self.n
+        self.qpo: list[float | None] = [None] * self.n
+        self.order = [0]
+        self.intra[0], self.tid[0], self.qpo[0] = True, 0, intra_qp_offset
+
+    def structure(self, source: str = "") -> PredictionStructure:
+        return PredictionStructure(self.n, tuple(self.intra), tuple(self.l0), tuple(self.l1), tuple(self.order),
+                                   tuple(self.tid), tuple(self.qpo), source)
+
+
 def from_gop(n_frames: int, entries: Sequence[GopEntry], gop: int, intra_period: int, intra_qp_offset: float = 0.0,
              source: str = "") -> PredictionStructure:
     """Apply a VTM-style GOP table to ``n_frames`` frames the way VTM's encoder does.
@@ -209,16 +231,8 @@ def from_gop(n_frames: int, entries: Sequence[GopEntry], gop: int, intra_period:
     only references at or after that CRA, while leading pictures (coded after a CRA, shown before
     it) may still reference older pictures, as VVC allows for RASL pictures.
     """
-    n = int(n_frames)
-    if n < 1:
-        raise ValueError("n_frames must be >= 1")
-    intra = [False] * n
-    l0: list[tuple[int, ...]] = [()] * n
-    l1: list[tuple[int, ...]] = [()] * n
-    tid: list[int | None] = [None] * n
-    qpo: list[float | None] = [None] * n
-    order = [0]
-    intra[0], tid[0], qpo[0] = True, 0, intra_qp_offset
+    frames = FrameLists(n_frames, intra_qp_offset)
+    n, intra, l0, l1, tid, qpo, order = frames.n, frames.intra, frames.l0, frames.l1, frames.tid, frames.qpo, frames.order
     coded = {0}
     last_cra = 0
     base = 0
@@ -246,7 +260,7 @@ def from_gop(n_frames: int, entries: Sequence[GopEntry], gop: int, intra_period:
         base += gop
         if base > 2 * n + 2 * gop:  # pragma: no cover - a GOP table that never reaches some POC
             raise ValueError("GOP table does not cover every POC")
-    return PredictionStructure(n, tuple(intra), tuple(l0), tuple(l1), tuple(order), tuple(tid), tuple(qpo), source)
+    return frames.structure(source)
 
 
 def from_vtm_cfg(text: str, n_frames: int, source: str = "VTM cfg") -> PredictionStructure:

@@ -35,7 +35,7 @@ sequence's last segment of ``r`` frames.
 """
 from __future__ import annotations
 
-from ..structure import PredictionStructure
+from ..structure import FrameLists, PredictionStructure
 
 __all__ = ["vvenc_structure", "build_table", "TABLE_SOURCE"]
 
@@ -67,16 +67,9 @@ def vvenc_structure(n_frames: int, gop: int = 32, intra_period: int = 32, lists:
     if key not in _TABLE:
         raise ValueError(f"no VVenC GOP table for gop={gop}, intra_period={intra_period} (tables: "
                          f"{', '.join(f'{g}/{p}' for g, p in sorted(_TABLE))}); use logged_prediction_structure(n)")
-    n, period, table = int(n_frames), key[1], _TABLE[key]
-    if n < 1:
-        raise ValueError("n_frames must be >= 1")
-    intra = [False] * n
-    l0: list[tuple[int, ...]] = [()] * n
-    l1: list[tuple[int, ...]] = [()] * n
-    tid: list[int | None] = [None] * n
-    qpo: list[float | None] = [None] * n
-    order = [0]
-    intra[0], tid[0], qpo[0] = True, 0, INTRA_QP_OFFSET
+    period, table = key[1], _TABLE[key]
+    frames = FrameLists(n_frames, INTRA_QP_OFFSET)
+    n, intra, l0, l1, tid, qpo, order = frames.n, frames.intra, frames.l0, frames.l1, frames.tid, frames.qpo, frames.order
     for base in range(0, n, period):
         r = min(period, n - 1 - base)
         if r <= 0:
@@ -88,8 +81,7 @@ def vvenc_structure(n_frames: int, gop: int = 32, intra_period: int = 32, lists:
             l0[p], l1[p] = tuple(base + v for v in a), tuple(base + v for v in b)
             intra[p], tid[p], qpo[p] = not (a or b), t, q  # the closing intra frame: an entry without references
             order.append(p)
-    return PredictionStructure(n, tuple(intra), tuple(l0), tuple(l1), tuple(order), tuple(tid), tuple(qpo),
-                               f"VVenC GOP {gop}, intra period {intra_period}, {lists} lists: {TABLE_SOURCE}")
+    return frames.structure(f"VVenC GOP {gop}, intra period {intra_period}, {lists} lists: {TABLE_SOURCE}")
 
 
 def build_table(gop: int = 32, intra_period: int = 32, preset: str = "faster") -> dict[int, str]:
