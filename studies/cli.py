@@ -14,7 +14,7 @@ import contextlib
 import logging
 import sys
 
-from eval.pipeline.runner import default_workers
+from eval.pipeline.runner import default_workers, prestart_workers
 
 __all__ = [
     "study_parser", "add_data_arguments", "add_coding_arguments", "add_run_arguments", "setup_logging", "friendly_errors",
@@ -165,6 +165,8 @@ def run_study(parser: argparse.ArgumentParser, run, argv=None) -> int:
 
         with StudyLock(args.out) if getattr(args, "out", None) else contextlib.nullcontext():
             write_study_config(parser, args, argv)
+            if getattr(args, "workers", 1) > 1 and getattr(args, "scheduler", None) is None:
+                prestart_workers()  # local workers' imports overlap the study's own preparation
             return run(args)
 
 

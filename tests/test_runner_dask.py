@@ -13,7 +13,7 @@ import pytest
 from dask.distributed import LocalCluster
 
 from eval.pipeline.cell import Job
-from eval.pipeline.runner import WORKER_ENV, absolute_paths, run_grid
+from eval.pipeline.runner import WORKER_ENV, WORKER_PRELOAD, absolute_paths, run_grid, start_local_cluster
 from eval.pipeline.store import ResultStore
 
 
@@ -56,6 +56,17 @@ def environment_row(job: Job) -> dict:
     row = fake_row(job)
     row.update(env={k: os.environ.get(k) for k in WORKER_ENV}, torch_threads=torch.get_num_threads())
     return row
+
+
+def worker_state() -> dict:
+    """What a worker holds before its first cell: modules already imported, thread settings, its parent."""
+    import sys
+
+    loaded = {m: m in sys.modules for m in ("torch", "sklearn.base")}  # this test module imports neither
+    import torch
+
+    return {"loaded": loaded, "env": {k: os.environ.get(k) for k in WORKER_ENV},
+            "torch_threads": torch.get_num_threads(), "parent": os.getppid()}
 
 
 def read_features_row(job: Job) -> dict:
@@ -134,3 +145,24 @@ def test_job_function_that_raises_or_returns_garbage_is_an_error_row(tmp_path):
 def test_bad_worker_count_is_refused(tmp_path):
     with ResultStore(tmp_path / "r.sqlite") as store, pytest.raises(ValueError, match="workers=0; use 1"):
         run_grid(grid(), store, workers=0, progress=False, fn=fake_row)
+
+
+def test_local_workers_start_with_the_cell_modules_loaded_and_one_thread():
+    """Workers fork from a server that imported torch and scikit-learn once, under WORKER_ENV;
+    the driver's own environment is left as it was."""
+    assert {"torch", "sklearn.base"} <= set(WORKER_PRELOAD)
+    driver_env = {k: os.environ.get(k) for k in WORKER_ENV}
+    cluster = start_local_cluster(2)
+    try:
+        from dask.distributed import Client
+
+        with Client(cluster) as client:
+            states = list(client.run(worker_state).values())
+    finally:
+        cluster.close()
+    assert len(states) == 2
+    for state in states:
+        assert state["loaded"] == {"torch": True, "sklearn.base": True}  # imported before any task ran
+        assert state["env"] == WORKER_ENV and state["torch_threads"] == 1
+        assert state["parent"] != os.getpid()  # forked by the server, not spawned by this driver
+    assert {k: os.environ.get(k) for k in WORKER_ENV} == driver_env

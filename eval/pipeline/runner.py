@@ -67,12 +67,17 @@ from typing import Callable, Iterable, Sequence
 from eval.pipeline.cell import Job, run_job
 from eval.pipeline.store import ResultStore, StudyLock
 
-__all__ = ["RunSummary", "run_grid", "longest_first", "SchedulerError", "default_workers", "absolute_paths", "start_local_cluster", "WORKER_ENV"]
+__all__ = ["RunSummary", "run_grid", "longest_first", "SchedulerError", "default_workers", "absolute_paths", "start_local_cluster", "prestart_workers",
+           "WORKER_ENV", "WORKER_PRELOAD"]
 
 log = logging.getLogger(__name__)
 
 #: environment of LocalCluster worker processes: one thread per worker, one worker per core
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+#: what a worker imports before its first cell (Dask, torch, scikit-learn through the quantizers, the
+#: cell and the models): LocalCluster workers fork from one server process that imported these once
+WORKER_PRELOAD = ("distributed", "numpy", "torch", "sklearn.base", "codec", "reorder", "eval.pipeline.cell", "eval.models")
 
 
 class SchedulerError(RuntimeError):
@@ -267,19 +272,55 @@ def _killed_message(job: Job, exc: BaseException) -> str:
     )
 
 
+def prestart_workers() -> bool:
+    """Start, in the background, the process that this driver's LocalCluster workers fork from.
+
+    A worker started the default way (``spawn``) imports Dask, torch and scikit-learn itself
+    before its first cell: about 4 s on this package's reference machine, paid by every worker
+    of every cluster and counted in each cluster's start-up. Workers forked from a
+    ``forkserver`` that imported :data:`WORKER_PRELOAD` once start with those modules loaded
+    (shared copy-on-write). Called early (``studies.cli.run_study`` does so when a study will use
+    local workers), the server's imports overlap the driver's own preparation (features,
+    orders); :func:`start_local_cluster` calls it too, so it is never missing. The server gets
+    :data:`WORKER_ENV` in its environment, so numpy and torch load there pinned to one thread;
+    it imports nothing that starts threads, which keeps forking from it safe, and it ends with
+    this driver. Idempotent; returns False where forkserver is unavailable (workers then spawn).
+    """
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
+    saved = {name: os.environ.get(name) for name in WORKER_ENV}
+    os.environ.update(WORKER_ENV)  # only the server process started now inherits this
+    try:
+        forkserver.set_forkserver_preload(list(WORKER_PRELOAD))
+        forkserver.ensure_running()  # returns at once; the server imports, then serves forks
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return True
+
+
 def start_local_cluster(workers: int):
     """A Dask ``LocalCluster`` of ``workers`` single-threaded worker processes on loopback: the package's only builder.
 
     One thread per worker and one worker per core (BLAS/OpenMP pinned to one thread in
-    the workers), no dashboard, and the scheduler's small HTTP server on a free port (the
+    the workers), forked from :func:`prestart_workers`'s server where the platform has one, no dashboard, and the scheduler's small HTTP server on a free port (the
     default 8787 clashes with any other cluster on the machine). Raises :class:`SchedulerError`
     with what to do when the cluster cannot start.
     """
     import dask
     from dask.distributed import LocalCluster
 
+    settings = {"distributed.scheduler.worker-saturation": 1.0}
+    if prestart_workers():
+        settings["distributed.worker.multiprocessing-method"] = "forkserver"
     try:
-        with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        with dask.config.set(settings):
             return LocalCluster(
                 n_workers=int(workers),
                 threads_per_worker=1,
@@ -287,7 +328,10 @@ def start_local_cluster(workers: int):
                 host="127.0.0.1",  # this machine only: nothing listens on outside interfaces
                 dashboard_address=None,
                 scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-                silence_logs=logging.ERROR,
+                # worker processes log below CRITICAL only when debugging (-v): their ERROR lines are comm
+                # failures at shutdown (a heartbeat to a scheduler that is closing) or faults the driver
+                # reports itself, as an error row or a one-line SchedulerError
+                silence_logs=logging.ERROR if logging.getLogger().getEffectiveLevel() <= logging.INFO else logging.CRITICAL,
                 env=dict(WORKER_ENV),
             )
     except Exception as exc:  # noqa: BLE001 - ports, spawn failures, resource limits
