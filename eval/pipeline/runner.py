@@ -43,7 +43,8 @@ and keeps every finished cell; a re-run (on a restarted scheduler, or inline) re
 Error rows that earlier versions stored for such faults are not counted as attempts
 (:func:`eval.pipeline.store.is_machinery_error`).
 
-The local cluster runs one single-threaded worker process per requested worker, with
+The local cluster runs one single-threaded worker process per requested worker, forked from a
+server that imported what a cell needs once (:func:`prestart_workers`), with
 ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` = 1 in their environment
 (``run_job`` also pins torch to one thread), and a scheduler that hands each worker one
 cell at a time (``worker-saturation`` 1.0): cells are long, so nothing is lost by not
