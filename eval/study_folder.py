@@ -24,6 +24,7 @@ nothing is written and then read back within one run.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
 from pathlib import Path
@@ -155,19 +156,31 @@ def study_figures(
 
 
 class OrderFolder:
-    """A folder of saved orders: ``NAME.json`` (a :class:`reorder.Permutation`) and ``NAME.distance.npy``."""
+    """A folder of saved orders: ``STEM.json`` (a :class:`reorder.Permutation`) and ``STEM.distance.npy``.
+
+    ``STEM`` is the order's name where that is a plain file name; a name with other characters
+    (``tsp-correlation:normalization=zscore``) gets :func:`safe_name` plus a short digest of the
+    exact name, so two names that differ only in such characters never share a file.
+    """
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
+    @staticmethod
+    def stem(name: str) -> str:
+        safe = safe_name(name)
+        if safe == str(name):
+            return safe
+        return f"{safe}-{hashlib.sha256(str(name).encode()).hexdigest()[:8]}"
+
     def order_path(self, name: str) -> Path:
-        return self.root / f"{safe_name(name)}.json"
+        return self.root / f"{self.stem(name)}.json"
 
     def distance_path(self, name: str) -> Path:
-        return self.root / f"{safe_name(name)}.distance.npy"
+        return self.root / f"{self.stem(name)}.distance.npy"
 
     def sub(self, name: str) -> "OrderFolder":
-        return OrderFolder(self.root / safe_name(name))
+        return OrderFolder(self.root / self.stem(name))
 
     def save(self, name: str, permutation, distance: np.ndarray | None = None) -> Path:
         path = permutation.save(self.order_path(name))

@@ -34,12 +34,27 @@ def test_orders_with_any_name_are_saved_where_the_summary_says_and_read_back(tmp
         folder.orders.save(name, perm, distance=np.eye(6) if name != "file:hand" else None)
     recorded = {name: folder.orders.order_path(name) for name in ODD}  # what search_order writes into summary.json
     assert all(p.is_file() for p in recorded.values())
-    assert recorded["file:hand"].name == "file_hand.json"
+    assert recorded["file:hand"].name.startswith("file_hand-") and recorded["identity"].name == "identity.json"
     back = folder.saved_orders(ODD, n_channels=6)
     assert set(back) == set(ODD)
     for name in ODD:
         np.testing.assert_array_equal(back[name].order, perms[name].order)
     assert set(folder.saved_distances(ODD)) == {"identity", "tsp-correlation:normalization=zscore"}
+
+
+def test_orders_whose_names_share_a_safe_name_keep_files_of_their_own(tmp_path):
+    orders = OrderFolder(tmp_path)
+    names = ["tsp-correlation:normalization=zscore", "tsp-correlation:normalization_zscore",
+             "tsp-correlation_normalization_zscore"]
+    assert len({safe_name(n) for n in names}) == 1
+    perms = {n: Permutation(np.roll(np.arange(6), k), {"name": n}) for k, n in enumerate(names)}
+    for name, perm in perms.items():
+        orders.save(name, perm, distance=np.full((6, 6), len(name), np.float32))
+    assert len({orders.order_path(n) for n in names}) == 3 and orders.order_path(names[2]).name == f"{names[2]}.json"
+    for name, perm in perms.items():
+        np.testing.assert_array_equal(orders.load(name, n_channels=6).order, perm.order)
+        assert orders.load_distance(name)[0, 0] == len(name)
+    assert orders.sub(names[0]).root != orders.sub(names[1]).root
 
 
 def test_unusable_saved_order_is_reported_and_skipped(tmp_path):
