@@ -239,6 +239,32 @@ def _match_image_class(boxes, scores, gt_boxes, gt_ignore, iou_threshold, matchi
     return labels
 
 
+def _ap_per_class(detections: Sequence, ground_truths: Sequence, match, interpolation: str) -> dict[int, float]:
+    """AP per class over images: the loop that the VOC/COCO and Open Images protocols share.
+
+    For each class and image, ``match(boxes, scores, ground_truth, gt_mask, class)`` gets the image's
+    detections of the class, highest score first, and returns the scores and true/false labels it
+    counts and the number of positives, or None when the class is not evaluated on that image.
+    """
+    dets, gts = _validate(detections, ground_truths)
+    classes = sorted({int(c) for g in gts for c in g["classes"]} | {int(c) for d in dets for c in d["classes"]})
+    out = {}
+    for c in classes:
+        scores, labels, n_pos = [], [], 0
+        for d, g in zip(dets, gts):
+            dsel = np.nonzero(d["classes"] == c)[0]
+            dsel = dsel[np.argsort(-d["scores"][dsel], kind="mergesort")]
+            matched = match(d["boxes"][dsel], d["scores"][dsel], g, g["classes"] == c, c)
+            if matched is None:
+                continue
+            image_scores, image_labels, image_pos = matched
+            scores.extend(image_scores)
+            labels.extend(image_labels)
+            n_pos += image_pos
+        out[c] = average_precision(scores, labels, n_pos, interpolation)
+    return out
+
+
 def voc_ap_per_class(detections: Sequence[dict], ground_truths: Sequence[dict], iou_threshold: float = 0.5,
                      interpolation: str = "all", matching: str = "coco",
                      max_dets: int | None = None) -> dict[int, float]:
@@ -250,25 +276,16 @@ def voc_ap_per_class(detections: Sequence[dict], ground_truths: Sequence[dict], 
     """
     if matching not in ("coco", "voc"):
         raise ValueError(f"matching must be 'coco' or 'voc', got {matching!r}")
-    dets, gts = _validate(detections, ground_truths)
-    classes = sorted({int(c) for g in gts for c in g["classes"]} | {int(c) for d in dets for c in d["classes"]})
-    out = {}
-    for c in classes:
-        scores, labels, n_pos = [], [], 0
-        for d, g in zip(dets, gts):
-            gsel = g["classes"] == c
-            gt_boxes, gt_ignore = g["boxes"][gsel], g["iscrowd"][gsel]
-            n_pos += int((~gt_ignore).sum())
-            dsel = np.nonzero(d["classes"] == c)[0]
-            dsel = dsel[np.argsort(-d["scores"][dsel], kind="mergesort")]
-            if max_dets is not None:
-                dsel = dsel[:max_dets]
-            lab = _match_image_class(d["boxes"][dsel], d["scores"][dsel], gt_boxes, gt_ignore, iou_threshold, matching)
-            keep = lab >= 0
-            scores.extend(d["scores"][dsel][keep])
-            labels.extend(lab[keep] == 1)
-        out[c] = average_precision(scores, labels, n_pos, interpolation)
-    return out
+
+    def match(boxes, scores, g, gsel, c):
+        gt_boxes, gt_ignore = g["boxes"][gsel], g["iscrowd"][gsel]
+        if max_dets is not None:
+            boxes, scores = boxes[:max_dets], scores[:max_dets]
+        lab = _match_image_class(boxes, scores, gt_boxes, gt_ignore, iou_threshold, matching)
+        keep = lab >= 0
+        return scores[keep], lab[keep] == 1, int((~gt_ignore).sum())
+
+    return _ap_per_class(detections, ground_truths, match, interpolation)
 
 
 def voc_map50(detections: Sequence[dict], ground_truths: Sequence[dict], **kwargs) -> float:
@@ -299,47 +316,39 @@ def openimages_ap_per_class(detections: Sequence[dict], ground_truths: Sequence[
     AP is the VOC 2010 all-point interpolated area; NaN for classes without any positive box. The label
     hierarchy expansion of the challenge is not applied: give already-expanded annotations.
     """
-    dets, gts = _validate(detections, ground_truths)
-    classes = sorted({int(c) for g in gts for c in g["classes"]} | {int(c) for d in dets for c in d["classes"]})
-    out = {}
-    for c in classes:
-        scores, labels, n_pos = [], [], 0
-        for d, g in zip(dets, gts):
-            gsel = g["classes"] == c
-            if g["positive_labels"] is not None or g["negative_labels"] is not None:
-                verified = (g["positive_labels"] or set()) | (g["negative_labels"] or set()) | set(g["classes"].tolist())
-                if c not in verified:
+    def match(boxes, sc, g, gsel, c):
+        if g["positive_labels"] is not None or g["negative_labels"] is not None:
+            verified = (g["positive_labels"] or set()) | (g["negative_labels"] or set()) | set(g["classes"].tolist())
+            if c not in verified:
+                return None  # the class is not annotated on this image
+        group = g["is_group_of"][gsel]
+        single_boxes, group_boxes = g["boxes"][gsel][~group], g["boxes"][gsel][group]
+        iou = box_iou(boxes, single_boxes)
+        ioa = box_ioa(boxes, group_boxes)
+        taken = np.zeros(len(single_boxes), bool)
+        group_best = np.full(len(group_boxes), -np.inf)
+        scores, labels = [], []
+        for k in range(len(boxes)):
+            if len(single_boxes):
+                j = int(np.argmax(iou[k]))
+                if iou[k, j] >= iou_threshold:
+                    scores.append(sc[k])
+                    labels.append(not taken[j])
+                    taken[j] = True
                     continue
-            group = g["is_group_of"][gsel]
-            single_boxes, group_boxes = g["boxes"][gsel][~group], g["boxes"][gsel][group]
-            n_pos += len(single_boxes) + len(group_boxes)
-            dsel = np.nonzero(d["classes"] == c)[0]
-            dsel = dsel[np.argsort(-d["scores"][dsel], kind="mergesort")]
-            boxes, sc = d["boxes"][dsel], d["scores"][dsel]
-            iou = box_iou(boxes, single_boxes)
-            ioa = box_ioa(boxes, group_boxes)
-            taken = np.zeros(len(single_boxes), bool)
-            group_best = np.full(len(group_boxes), -np.inf)
-            for k in range(len(boxes)):
-                if len(single_boxes):
-                    j = int(np.argmax(iou[k]))
-                    if iou[k, j] >= iou_threshold:
-                        scores.append(sc[k])
-                        labels.append(not taken[j])
-                        taken[j] = True
-                        continue
-                if len(group_boxes):
-                    j = int(np.argmax(ioa[k]))
-                    if ioa[k, j] >= iou_threshold:
-                        group_best[j] = max(group_best[j], sc[k])
-                        continue
-                scores.append(sc[k])
-                labels.append(False)
-            hit = np.isfinite(group_best)
-            scores.extend(group_best[hit])
-            labels.extend([True] * int(hit.sum()))
-        out[c] = average_precision(scores, labels, n_pos, "all")
-    return out
+            if len(group_boxes):
+                j = int(np.argmax(ioa[k]))
+                if ioa[k, j] >= iou_threshold:
+                    group_best[j] = max(group_best[j], sc[k])
+                    continue
+            scores.append(sc[k])
+            labels.append(False)
+        hit = np.isfinite(group_best)
+        scores.extend(group_best[hit])
+        labels.extend([True] * int(hit.sum()))
+        return scores, labels, len(single_boxes) + len(group_boxes)
+
+    return _ap_per_class(detections, ground_truths, match, "all")
 
 
 def openimages_map50(detections: Sequence[dict], ground_truths: Sequence[dict], iou_threshold: float = 0.5) -> float:
