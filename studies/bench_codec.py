@@ -28,10 +28,8 @@ Outputs in ``--out``: ``bench_codec.csv`` (one row per configuration), ``bench_c
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
 from studies import cli
 

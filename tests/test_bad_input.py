@@ -9,7 +9,6 @@ Dask scheduler.
 """
 
 import json
-import os
 import sqlite3
 import sys
 import warnings

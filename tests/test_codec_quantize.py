@@ -9,7 +9,6 @@ from sklearn.exceptions import NotFittedError
 
 from codec import (
     CURVE_NAMES,
-    QUANTIZER_NAMES,
     QUANTIZERS,
     Quantizer,
     LogQuantizer,

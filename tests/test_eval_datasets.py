@@ -124,7 +124,7 @@ def test_in_memory_sample():
 def test_other_photos_are_a_second_disjoint_test_set():
     """`--test bundled:other` keeps the default calibration photos and tests on photos from other packages."""
     from eval.data import choose_splits
-    from eval.data.images import bundled_set, content_digest, default_split
+    from eval.data.images import bundled_set, default_split
 
     calib, test = choose_splits(test="bundled:other")
     assert [s.id for s in test] == ["china", "flower", "grace_hopper"]

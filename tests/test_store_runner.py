@@ -1,7 +1,6 @@
 """Results store and runner: rows survive, finished cells are never recomputed, failures are recorded."""
 
 import json
-import sqlite3
 
 import pytest
 

@@ -319,7 +319,7 @@ def format_benchmark_table(table: Sequence[dict], reference: str | None, order: 
                            task_name: str = "task", status_width: int = 70) -> str:
     """Plain-text table, one line per configuration; a failed one shows ``failed: <reason>``."""
     head = ["config", "packing", "QPs", "enc CPU s", "dec CPU s", "enc wall s",
-            f"BD vs ref feat %", f"BD vs ref {task_name} %", f"gain feat %", f"gain {task_name} %", "Δgain feat pp", "status"]
+            "BD vs ref feat %", f"BD vs ref {task_name} %", "gain feat %", f"gain {task_name} %", "Δgain feat pp", "status"]
     lines = []
     for t in table:
         g = t["gain"].get(order, {})

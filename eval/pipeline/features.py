@@ -93,8 +93,6 @@ def reference_path(ref: FeatureRef, adapter) -> Path:
 
 def prepare_references(adapter, features: FeatureSet, progress: bool = True) -> dict[str, str]:
     """Tail outputs of the uncompressed features, computed once per image and cached beside them."""
-    from eval.pipeline.cache import load_arrays
-
     paths = {}
     with _bar(len(features), "reference tail", progress) as bar:
         for ref in features.refs:
