@@ -310,8 +310,10 @@ def start_local_cluster(workers: int):
     """A Dask ``LocalCluster`` of ``workers`` single-threaded worker processes on loopback: the package's only builder.
 
     One thread per worker and one worker per core (BLAS/OpenMP pinned to one thread in
-    the workers), forked from :func:`prestart_workers`'s server where the platform has one, no dashboard, and the scheduler's small HTTP server on a free port (the
-    default 8787 clashes with any other cluster on the machine). Raises :class:`SchedulerError`
+    the workers), forked from :func:`prestart_workers`'s server where the platform has one
+    (checked: that server runs one thread, with torch loaded), no dashboard, and the
+    scheduler's small HTTP server on a free port (the default 8787 clashes with any other
+    cluster on the machine). Raises :class:`SchedulerError`
     with what to do when the cluster cannot start.
     """
     import dask
