@@ -166,3 +166,7 @@ def test_local_workers_start_with_the_cell_modules_loaded_and_one_thread():
         assert state["env"] == WORKER_ENV and state["torch_threads"] == 1
         assert state["parent"] != os.getpid()  # forked by the server, not spawned by this driver
     assert {k: os.environ.get(k) for k in WORKER_ENV} == driver_env
+    import psutil  # a dependency of distributed
+
+    servers = [p for p in psutil.Process().children() if "multiprocessing.forkserver" in " ".join(p.cmdline())]
+    assert len(servers) == 1 and servers[0].num_threads() == 1  # forking from it is safe: no thread is lost
