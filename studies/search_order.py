@@ -134,11 +134,14 @@ def run(args) -> int:
         folder.write_runs_plot(vs, title=f"against {run_label(runs[0].label, 'identity')}")
     folder.write_report(
         report, title=f"{setup.adapter.name} {setup.adapter.layer}, {setup.codec_spec}, {len(setup.test)} test images",
-        extra_summary={**extra, 
+        extra_summary={**extra,
             "model": setup.model_spec, "codec": setup.codec_spec, "quantizer": setup.quantizer_dict,
             "packing": args.packing, "qps": list(args.qps), "calibration": setup.calib.ids, "test": setup.test.ids,
             "orders": {name: str(folder.orders.order_path(name)) for name in orders},
-            "environment": environment(setup.codec_spec, args.workers),
+            "environment": {**environment(setup.codec_spec, args.workers),
+                            # cached features keep the CPU they were computed on (figures follow it)
+                            "features_computed_on": {"calibration": setup.calib.computed_on(),
+                                                     "test": setup.test.computed_on()}},
         },
     )
     folder.write_mpeg_csv(report)  # mpeg_per_qp.csv: one row per order x QP, CompressAI-Vision's CTTC columns

@@ -68,6 +68,25 @@ def test_compute_once_then_reuse(tmp_path):
     assert not list((tmp_path / "c").rglob("*.tmp"))
 
 
+def test_entries_record_the_cpu_they_were_computed_on_and_a_reused_entry_keeps_it(tmp_path):
+    from eval.environment import cpu_info
+    from eval.pipeline.features import prepare_features
+
+    cache, model = FeatureCache(tmp_path / "c"), FakeAdapter()
+    a, b = _photo(tmp_path / "a.png"), _photo(tmp_path / "b.png", seed=1)
+    assert cache.entry(model, a).computed_on["cpu"] == cpu_info()["model"]
+    js = cache.entry(model, b).meta_path  # as if b had been computed on another machine
+    record = json.loads(js.read_text())
+    record["computed_on"] = {"cpu": "Some Other CPU", "torch_threads": 8}
+    js.write_text(json.dumps(record))
+    assert cache.entry(model, b).computed_on == {"cpu": "Some Other CPU", "torch_threads": 8} and model.calls == 2
+    features = prepare_features(model, [a, b], cache, progress=False)
+    assert features.computed_on() == dict(sorted({cpu_info()["model"]: 1, "Some Other CPU": 1}.items()))
+    del record["computed_on"]  # an entry written before entries recorded it
+    js.write_text(json.dumps(record))
+    assert prepare_features(model, [b], cache, progress=False).computed_on() == {"not recorded": 1}
+
+
 def test_key_depends_on_identity_and_content_not_name(tmp_path):
     cache = FeatureCache(tmp_path / "c")
     a = _photo(tmp_path / "a.png")

@@ -66,6 +66,9 @@ def test_outputs_are_complete(study):
     assert set(summary["overlap"]) == set(summary["bd_rate"]) and isinstance(summary["warnings"], list)
     assert {"package", "python", "libraries", "ffmpeg", "encoder", "cpu", "threads"} <= set(summary["environment"])
     assert summary["environment"]["threads"]["workers"] == 1
+    computed_on = summary["environment"]["features_computed_on"]
+    assert computed_on["test"] == {summary["environment"]["cpu"]["model"]: 2}  # this machine computed both test images
+    assert sum(computed_on["calibration"].values()) == len(summary["calibration"])
     per_image = list(csv.DictReader((out / "bd_rate_per_image.csv").open()))
     assert len(per_image) == 2 * 4 and {r["order"] for r in per_image} == set(summary["bd_rate"])
     assert "[95% CI]" in proc.stdout

@@ -28,7 +28,7 @@ import numpy as np
 from codec.files import atomic_save_npy, atomic_write_bytes, atomic_write_text
 from eval.errors import FeatureError
 
-__all__ = ["FeatureCache", "CacheEntry", "image_digest", "CACHE_FORMAT", "save_arrays", "load_arrays"]
+__all__ = ["FeatureCache", "CacheEntry", "computed_on", "image_digest", "CACHE_FORMAT", "save_arrays", "load_arrays"]
 
 CACHE_FORMAT = "fcm-feature-cache"
 _VERSION = 1
@@ -43,10 +43,21 @@ class CacheEntry:
     meta_path: Path
     meta: dict
     sample_id: str
+    computed_on: dict | None = None  # CPU model and torch threads of the head's run (None: an older entry)
 
     def load(self) -> np.ndarray:
         """The cached float32 ``[C, H, W]`` features."""
         return np.load(self.features_path, allow_pickle=False)
+
+
+def computed_on() -> dict:
+    """Where features are computed now: the CPU model and, where torch is loaded, its thread count."""
+    import sys
+
+    from eval.environment import cpu_info
+
+    torch = sys.modules.get("torch")
+    return {"cpu": cpu_info()["model"], "torch_threads": torch.get_num_threads() if torch is not None else None}
 
 
 def image_digest(sample) -> str:
@@ -129,6 +140,9 @@ class FeatureCache:
             "shape": [int(s) for s in features.shape],
             "dtype": "float32",
             "meta": meta,
+            # torch picks other kernels on other CPUs, so features (and every figure after them) can
+            # differ in their last bits between machines; a cache reused elsewhere keeps this machine's
+            "computed_on": computed_on(),
         }
         try:
             text = json.dumps(record, indent=1, sort_keys=True)
@@ -159,7 +173,8 @@ class FeatureCache:
         """Make sure ``sample`` is cached and return its :class:`CacheEntry` (features are not kept in memory)."""
         key, _, record = self._get(adapter, sample)
         npy, js = self.paths(key)
-        return CacheEntry(key=key, features_path=npy, meta_path=js, meta=record["meta"], sample_id=str(sample.id))
+        return CacheEntry(key=key, features_path=npy, meta_path=js, meta=record["meta"], sample_id=str(sample.id),
+                          computed_on=record.get("computed_on"))
 
     def contains(self, adapter, sample) -> bool:
         """True when a complete entry for ``sample`` exists (not validated)."""

@@ -31,6 +31,7 @@ class FeatureRef:
     path: str
     meta: dict
     annotation: object = None
+    computed_on: dict | None = None  # see eval.pipeline.cache.CacheEntry
 
     def load(self) -> np.ndarray:
         return np.load(self.path, allow_pickle=False)
@@ -62,6 +63,14 @@ class FeatureSet(Sequence):
         """Identifies the set (feature keys), recorded as calibration provenance."""
         return hashlib.sha256("\n".join(sorted(r.key for r in self.refs)).encode()).hexdigest()[:16]
 
+    def computed_on(self) -> dict[str, int]:
+        """How many of the set's images had their features computed on each CPU model ("not recorded": older entries)."""
+        counts: dict[str, int] = {}
+        for ref in self.refs:
+            cpu = (ref.computed_on or {}).get("cpu") or "not recorded"
+            counts[cpu] = counts.get(cpu, 0) + 1
+        return dict(sorted(counts.items()))
+
     @property
     def n_channels(self) -> int:
         return int(self.refs[0].meta.get("shape", self[0].shape)[0])
@@ -79,7 +88,8 @@ def prepare_features(adapter, samples, cache, progress: bool = True, desc: str =
     with _bar(len(samples), desc, progress) as bar:
         for sample in samples:
             entry = cache.entry(adapter, sample)
-            refs.append(FeatureRef(sample.id, entry.key, str(entry.features_path), entry.meta, getattr(sample, "annotation", None)))
+            refs.append(FeatureRef(sample.id, entry.key, str(entry.features_path), entry.meta, getattr(sample, "annotation", None),
+                                   entry.computed_on))
             bar.update(1)
     return FeatureSet(refs)
 
