@@ -168,6 +168,12 @@ class OrderFolder:
 
     @staticmethod
     def stem(name: str) -> str:
+        """The file stem of order ``name``, the same in every run whatever other orders are saved.
+
+        Not :func:`_file_names` (which numbers clashing stems ``-2``, ``-3`` among the names of one
+        set of figures): orders are saved and looked up one at a time across runs, so the stem
+        must follow from the name alone.
+        """
         safe = safe_name(name)
         if safe == str(name):
             return safe
