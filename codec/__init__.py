@@ -29,8 +29,8 @@ _WHERE = {
     "DEFAULT_CODEC": "backends", "make_codec": "backends", "vtm_encoder_command": "backends",
     "vtm_decoder_command": "backends", "frame_types": "backends.ffmpeg_base", "ffmpeg_exe": "ffmpeg",
     "Quantizer": "quantize", "UniformQuantizer": "quantize", "LogQuantizer": "quantize", "PowerQuantizer": "quantize",
-    "MuLawQuantizer": "quantize", "QUANTIZERS": "quantize", "QUANTIZER_NAMES": "quantize", "CURVE_NAMES": "quantize", "make_quantizer": "quantize",
-    "quantizer_from_dict": "quantize", "ChannelQuantizer": "normalize", "channel_stats": "normalize",
+    "MuLawQuantizer": "quantize", "QUANTIZERS": "quantize", "QUANTIZER_NAMES": "quantizers", "CURVE_NAMES": "quantizers", "make_quantizer": "quantizers",
+    "quantizer_from_dict": "quantizers", "ChannelQuantizer": "normalize", "channel_stats": "normalize",
     "Packing": "packing", "TemporalPacking": "packing", "TiledPacking": "packing",
     "PACKINGS": "packing", "PACKING_NAMES": "packing", "make_packing": "packing",
 }

@@ -43,11 +43,11 @@ and ``table_``, ``set_params`` does no work, ``sklearn.base.clone`` gives an
 unfitted copy, and :meth:`quantize` / :meth:`dequantize` raise sklearn's
 ``NotFittedError`` (a ValueError) before :meth:`fit`, or after a parameter was
 changed since it. A fixed range (``xmin`` and ``xmax`` both given) is still
-fitted by :meth:`fit`, which then reads no data; :func:`quantizer_from_dict`
+fitted by :meth:`fit`, which then reads no data; :func:`codec.quantizers.quantizer_from_dict`
 rebuilds a fitted quantizer from a saved :meth:`Quantizer.to_dict`.
 
 Each class joins :data:`QUANTIZERS` with ``@QUANTIZERS.register("name")``;
-:func:`make_quantizer` builds one from a spec string (``"log:bits=10"``).
+:func:`codec.quantizers.make_quantizer` builds one from a spec string (``"log:bits=10"``).
 :meth:`Quantizer.to_dict` is part of stored cell keys: its output must not change.
 """
 from __future__ import annotations
@@ -69,10 +69,6 @@ __all__ = [
     "PowerQuantizer",
     "MuLawQuantizer",
     "QUANTIZERS",
-    "QUANTIZER_NAMES",
-    "CURVE_NAMES",
-    "make_quantizer",
-    "quantizer_from_dict",
 ]
 
 #: Quantizer classes by name; filled by ``@QUANTIZERS.register(...)`` where each class is defined.
@@ -445,35 +441,3 @@ class MuLawQuantizer(Quantizer):
         g0, g1 = self._g(np.float64(self.xmin_)), self._g(np.float64(self.xmax_))
         x = self._g_inv(g0 + v * (g1 - g0))
         return (x - self.xmin_) / (self.xmax_ - self.xmin_)
-
-
-def make_quantizer(name: str, **kwargs: Any) -> Quantizer:
-    """Build an unfitted quantizer from a name or a ``"name:key=value,..."`` string plus keyword options.
-
-    Example: ``make_quantizer("log:bits=10,percentile=99.9")`` or
-    ``make_quantizer("power", gamma=0.4)``. Keyword options override the string's.
-    Unknown names or options, and invalid values, raise ValueError at once
-    (the constructor itself only stores its arguments).
-    """
-    q = QUANTIZERS.make(name, **kwargs)
-    q._check_params()
-    return q
-
-
-def quantizer_from_dict(d: dict[str, Any]) -> Quantizer:
-    """Rebuild a quantizer from its ``to_dict()`` output: fitted when ``d`` has a ``range``."""
-    if not isinstance(d, dict) or "name" not in d or "params" not in d:
-        raise ValueError("quantizer description must be a dict with 'name' and 'params' (from Quantizer.to_dict())")
-    q = make_quantizer(d["name"], **d["params"])
-    return q._restore(d)  # each class reads its own fitted state (range; per-channel offsets and scales)
-
-
-# Per-channel normalisation lives in its own module and registers itself there (after the
-# curves above, which it wraps).
-from . import normalize  # noqa: E402,F401
-
-#: Names of the registered quantizers (a snapshot at import; ``QUANTIZERS.names()`` is live).
-QUANTIZER_NAMES: tuple[str, ...] = QUANTIZERS.names()
-#: The global curves (one range for every channel): what the per-channel quantizer wraps and a
-#: tuning study samples from; per-channel quantizers declare ``per_channel = True``.
-CURVE_NAMES: tuple[str, ...] = tuple(n for n in QUANTIZER_NAMES if not getattr(QUANTIZERS.get(n), "per_channel", False))
