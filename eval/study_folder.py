@@ -325,7 +325,7 @@ class StudyFolder:
 
     def write_report(self, report, title: str = "", extra_summary: dict | None = None) -> dict:
         """``summary.json``, ``rd_curves.png`` and (when the report has them) ``bd_rate_per_image.csv`` of an
-        :class:`eval.analysis.curves.Report`; returns the summary."""
+        :class:`eval.analysis.report.Report`; returns the summary."""
         from eval.plots import plot_rd_curves
 
         summary = report.summary(extra_summary)

@@ -76,7 +76,7 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
-    from eval.analysis.curves import Report
+    from eval.analysis.report import Report
     from eval.pipeline.cell import make_jobs
     from eval.pipeline.features import prepare_references
     from eval.pipeline.orders import learn_orders, load_order_files
@@ -193,7 +193,7 @@ def compare_quantizers(args, setup, folder, orders, references, anchor_rows, pro
     Returns ``[{"run": QuantizerRun, "rows": [...], "report": Report against the run's own identity}]``.
     """
     from codec import make_codec
-    from eval.analysis.curves import Report
+    from eval.analysis.report import Report
     from eval.pipeline.cell import make_jobs
     from eval.pipeline.quantizer_runs import (QuantizerRun, grid_probe, match_quantizer_qps, parse_quantizer_specs,
                                               run_label)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from eval.analysis.bootstrap import paired_bootstrap, percentile_interval
-from eval.analysis.curves import Report, build_curves
+from eval.analysis.curves import build_curves
+from eval.analysis.report import Report
 from eval.tasks.classification import KLFidelity
 
 QPS = (22, 27, 32, 37)

@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import pytest
 
-from eval.analysis.curves import Report
+from eval.analysis.report import Report
 from eval.analysis.mpeg_csv import MPEG_COLUMNS, MPEG_CSV_COLUMNS, mpeg_rows
 from eval.study_folder import StudyFolder
 

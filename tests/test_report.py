@@ -82,7 +82,7 @@ def test_missing_anchor_is_reported():
 
 
 def test_report_carries_intervals_into_table_summary_and_figure_data():
-    from eval.analysis.curves import Report
+    from eval.analysis.report import Report
 
     rows = rows_for("identity", 1.0) + rows_for("tsp", 0.8)
     report = Report.from_rows(rows, MeanTask(), ["a", "b"], replicates=100)

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eval.analysis.curves import Report, build_curves
+from eval.analysis.curves import build_curves
+from eval.analysis.report import Report
 from eval.data import SplitOverlapError, check_overlap, choose_splits
 from eval.data import images as photos
 from eval.pipeline.cell import Job, order_side_bits

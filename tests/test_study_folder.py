@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from eval.analysis.curves import Report
+from eval.analysis.report import Report
 from eval.study_folder import OrderFolder, StudyFolder, safe_name
 from reorder import Permutation
 

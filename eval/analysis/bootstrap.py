@@ -36,6 +36,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from eval.analysis import curves as C
+
 __all__ = ["Bootstrap", "paired_bootstrap", "percentile_interval", "METRICS"]
 
 METRICS = ("feature_psnr", "task")
@@ -83,14 +85,12 @@ class Bootstrap:
 
 def _unit_counts(task, by_image: dict[str, list[dict]]) -> dict[str, int] | None:
     """Units per image when every row of every image carries per-unit task data with one count per image."""
-    from eval.analysis.curves import task_stats
-
     count = getattr(task, "unit_count", None)
     if task is None or count is None or not hasattr(task, "resample_units"):
         return None
     out = {}
     for image, rows in by_image.items():
-        counts = {count(task_stats(r)) for r in rows}
+        counts = {count(C.task_stats(r)) for r in rows}
         if len(counts) != 1 or None in counts or 0 in counts:
             return None
         out[image] = counts.pop()
@@ -107,8 +107,6 @@ def paired_bootstrap(rows: Iterable[dict], task=None, images: Iterable[str] | No
     ``method``, ``match_columns`` and ``match_qps`` as for :func:`eval.analysis.curves.bd_table`. ``windows``
     adds the second stage over units inside images when the task supports it.
     """
-    from eval.analysis import curves as C
-
     setup_columns = tuple(C.SETUP_COLUMNS if setup_columns is None else setup_columns)
     match_columns = tuple(C.MATCH_COLUMNS if match_columns is None else match_columns)
     grouped, expected = C.group_rows(rows, setup_columns, images)

@@ -13,7 +13,7 @@ bits over the total input-image pixels, ``end_accuracy`` the task score (mAP, in
 ``bitrate (kbps)`` in the place of ``avg_bpp``; CompressAI-Vision's ``to_csv`` also writes
 pandas' unnamed row-index column first.)
 
-:func:`mpeg_rows` writes a study's :class:`eval.analysis.curves.Report` the same way, one row
+:func:`mpeg_rows` writes a study's :class:`eval.analysis.report.Report` the same way, one row
 per order (its RD curve) and QP, straight from the curves held in memory:
 
 =================  ==========================================================================
@@ -59,7 +59,7 @@ def _at(values: list, i: int):
 
 
 def mpeg_rows(report, curves: Iterable | None = None) -> list[dict]:
-    """One row per curve and QP of ``report`` (an :class:`eval.analysis.curves.Report`), keyed by ``MPEG_CSV_COLUMNS``.
+    """One row per curve and QP of ``report`` (an :class:`eval.analysis.report.Report`), keyed by ``MPEG_CSV_COLUMNS``.
 
     ``curves`` replaces ``report.curves`` (e.g. a subset); ``report`` may then be None.
     Values are the curves' own numbers (no rounding, no rescaling); a missing value is None.

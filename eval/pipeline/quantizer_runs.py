@@ -20,7 +20,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from eval.analysis.curves import Report, build_curves
+from eval.analysis.curves import build_curves
+from eval.analysis.report import Report
 from eval.pipeline.cell import make_jobs
 from eval.pipeline.qp_match import QPMatch, match_qps, quality_range
 from eval.pipeline.runner import run_grid
