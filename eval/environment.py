@@ -63,7 +63,7 @@ def _git(*args: str) -> str | None:
 @functools.lru_cache(maxsize=None)
 def package_info() -> dict:
     """The package's installed version and the git commit of the checkout it runs from ("unknown" outside one)."""
-    from reorder.permutation import package_version  # the one version lookup (also in order provenance)
+    from codec.version import package_version  # the one version lookup (also in order provenance)
 
     version = package_version()
     commit = _git("rev-parse", "HEAD") or "unknown"
@@ -123,11 +123,10 @@ _VERSION_LINE = re.compile(r"version[:\s]+v?([0-9][\w.\-+]*)", re.IGNORECASE)
 def _encoder_version(codec_spec: str) -> dict:
     """The encoder's version as its own log reports it, from the setup's 2-frame codec check."""
     from codec import make_codec
-    from eval.pipeline.setup import smoke_test_codec
 
     codec = make_codec(codec_spec)
     name = codec.name
-    bs = smoke_test_codec(codec)
+    bs = codec.smoke_test()
     lines = [ln.strip() for ln in (bs.log or "").splitlines() if "version" in ln.lower()]
     own = [ln for ln in lines if name.lower() in ln.lower() or "encoder" in ln.lower()]
     for line in own + lines:

@@ -36,24 +36,6 @@ class PermutationError(ValueError):
     """A channel order is not a bijection of 0..C-1 of the expected length, or its file is unreadable."""
 
 
-def package_version() -> str:
-    """The installed fcm-reorder version (recorded in provenance), or ``"unknown"``."""
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-
-        return version("fcm-reorder")
-    except (ImportError, PackageNotFoundError):
-        pass
-    try:  # running from a source checkout: read pyproject.toml next to the package
-        text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8")
-        m = re.search(r'^version\s*=\s*"([^"]+)"', text, re.M)
-        if m:
-            return m.group(1) + "+source"
-    except OSError:
-        pass
-    return "unknown"
-
-
 def _span(n: int) -> str:
     return f"0..{n - 1}" if n > 0 else "(none)"
 

@@ -312,7 +312,7 @@ def study_config(parser: argparse.ArgumentParser, args: argparse.Namespace, argv
             comments[action.dest] = f"--- {title}"
             last = title
         options[action.dest] = _config_value(action, getattr(args, action.dest, None))
-    from reorder.permutation import package_version
+    from codec.version import package_version
 
     version = package_version()
     meta = {

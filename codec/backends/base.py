@@ -187,6 +187,19 @@ class Codec(abc.ABC):
     def check_available(self) -> None:
         """Raise CodecNotFoundError when the tools this codec needs are missing (override)."""
 
+    def smoke_test(self) -> Bitstream:
+        """Encode and decode two tiny flat frames; raises the codec's own clear error if that fails.
+
+        Studies call it before any model work, so a missing or broken encoder is reported in
+        seconds. Returns the bitstream: its ``log`` is the encoder's own and names its version
+        (what :mod:`eval.environment` records).
+        """
+        side = max(32, self.grid)  # libvvenc rejects 16x16 pictures (its per-picture byte limit is below the parameter sets)
+        frames = np.full((2, side, side), 100, dtype=np.uint8)
+        bitstream = self.encode(frames, 37, bit_depth=8)
+        self.decode(bitstream)
+        return bitstream
+
     # ------------------------------------------------------------ validation
     def _validate_frames(self, frames: np.ndarray, qp: int, bit_depth: int) -> np.ndarray:
         a = np.asarray(frames)

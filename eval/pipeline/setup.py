@@ -6,12 +6,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from eval.pipeline.cell import use_adapter
 from eval.pipeline.features import FeatureSet, prepare_features
 
-__all__ = ["Setup", "prepare_setup", "fit_quantizer", "smoke_test_codec"]
+__all__ = ["Setup", "prepare_setup", "fit_quantizer"]
 
 
 @dataclass
@@ -48,7 +46,7 @@ def prepare_setup(
 
     codec_obj = make_codec(codec)
     if check_codec:
-        smoke_test_codec(codec_obj)
+        codec_obj.smoke_test()
     adapter = make_model(model_spec["name"], **model_spec.get("kwargs", {}))
     use_adapter(model_spec, adapter)  # inline cells reuse this model instead of loading it again
     cache = FeatureCache(cache_dir)
@@ -73,16 +71,3 @@ def fit_quantizer(spec, calib):
         q = quantizer_from_dict(spec)
         return q if q.is_fitted else q.fit(calib)
     return make_quantizer(spec).fit(calib)
-
-
-def smoke_test_codec(codec_obj):
-    """Encode and decode two tiny frames; raises the codec's own clear error if that fails.
-
-    Returns the bitstream: its ``log`` is the encoder's own, which names its version
-    (:mod:`eval.environment` reads it from there).
-    """
-    side = max(32, codec_obj.grid)  # libvvenc rejects 16x16 pictures (its per-picture byte limit is below the parameter sets)
-    frames = np.full((2, side, side), 100, dtype=np.uint8)
-    bitstream = codec_obj.encode(frames, 37, bit_depth=8)
-    codec_obj.decode(bitstream)
-    return bitstream

@@ -32,8 +32,9 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from codec.registry import Registry
+from codec.version import package_version
 
-from ..permutation import Permutation, package_version, validate_order
+from ..permutation import Permutation, validate_order
 from ..similarity import as_numpy_features, check_finite
 
 ORDERERS = Registry("orderer", package="reorder.orderers")
