@@ -74,7 +74,8 @@ from eval.analysis.tables import fmt, text_table
 from eval.pipeline import quantizer_runs
 from eval.pipeline.features import FeatureSet
 from eval.pipeline.quantizer_runs import code_order_curve, match_curve_qps
-from eval.pipeline.runner import RunSummary, start_local_cluster
+from eval.pipeline.cluster import start_local_cluster
+from eval.pipeline.runner import RunSummary
 
 __all__ = [
     "CURVES", "SHAPE_PARAMS", "anchor_params", "OBJECTIVES", "TrialFailed", "TuningContext", "QuantizerObjective",

@@ -53,7 +53,7 @@ def main(argv=None) -> int:
 
 def machine_state() -> dict:
     """Cores this process may use and the 1-minute load average (other jobs slow a benchmark down)."""
-    from eval.pipeline.runner import default_workers
+    from eval.pipeline.cluster import default_workers
 
     return {"usable_cores": default_workers(), "load_1min": round(os.getloadavg()[0], 2)}
 

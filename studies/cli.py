@@ -14,7 +14,7 @@ import contextlib
 import logging
 import sys
 
-from eval.pipeline.runner import default_workers, prestart_workers
+from eval.pipeline.cluster import default_workers, prestart_workers
 
 __all__ = [
     "study_parser", "add_data_arguments", "add_coding_arguments", "add_run_arguments", "setup_logging", "friendly_errors",
@@ -93,7 +93,7 @@ def setup_logging(args) -> None:
 def _known_errors() -> tuple[type, ...]:
     from codec.errors import CodecError
     from eval.errors import FeatureError, ImageReadError, RDCurveError, WeightsNotFoundError
-    from eval.pipeline.runner import SchedulerError
+    from eval.pipeline.cluster import SchedulerError
     from eval.pipeline.store import StoreError
     from reorder.permutation import PermutationError
 
@@ -155,13 +155,13 @@ def run_study(parser: argparse.ArgumentParser, run, argv=None) -> int:
     """Parse the command line (``--from FILE`` first, see :func:`parse_study_args`), set up logging,
     write ``OUT/config.toml`` (:func:`write_study_config`) and run ``run(args)`` with one-line errors.
 
-    The ``--out`` folder is locked first (:class:`eval.pipeline.store.StudyLock`): a second study
+    The ``--out`` folder is locked first (:class:`eval.pipeline.lock.StudyLock`): a second study
     on the same folder stops at once with one line naming the first one's pid and host."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_study_args(parser, argv)
     setup_logging(args)
     with friendly_errors():
-        from eval.pipeline.store import StudyLock
+        from eval.pipeline.lock import StudyLock
 
         with StudyLock(args.out) if getattr(args, "out", None) else contextlib.nullcontext():
             write_study_config(parser, args, argv)

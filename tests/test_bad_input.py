@@ -24,7 +24,8 @@ from eval.pipeline.cache import FeatureCache
 from eval.pipeline.cell import Job, check_features, code_features, run_job
 from eval.data.images import Sample, image_folder, load_image
 from eval.errors import FeatureError, ImageReadError
-from eval.pipeline.runner import SchedulerError, run_grid
+from eval.pipeline.cluster import SchedulerError
+from eval.pipeline.runner import run_grid
 from eval.pipeline.store import ResultStore, StoreError
 
 from reorder.permutation import Permutation, PermutationError

@@ -1,4 +1,4 @@
-"""eval.pipeline.cell.keep_heap: a cell's large buffers are reused from the heap, not faulted in again each cell."""
+"""eval.pipeline.cell_process.keep_heap: a cell's large buffers are reused from the heap, not faulted in again each cell."""
 
 import ctypes
 import subprocess
@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from eval.pipeline import cell
+from eval.pipeline import cell, cell_process
 
 
 def _glibc() -> bool:
@@ -25,9 +25,9 @@ pytestmark = pytest.mark.skipif(not (sys.platform.startswith("linux") and _glibc
 ROUNDS = textwrap.dedent("""
     import resource, sys
     import numpy as np
-    from eval.pipeline import cell
+    from eval.pipeline import cell_process
     if sys.argv[1] == "keep":
-        assert cell.keep_heap() is True
+        assert cell_process.keep_heap() is True
     def round_():
         arrays = [np.ones(3_000_000) for _ in range(4)]
         del arrays
@@ -53,7 +53,7 @@ def test_kept_heap_reuses_large_buffers_without_page_faults():
 
 def test_keep_heap_is_set_once_per_process_and_run_job_sets_it(monkeypatch):
     calls = []
-    monkeypatch.setattr(cell, "_HEAP_KEPT", None)
+    monkeypatch.setattr(cell_process, "_HEAP_KEPT", None)
     real_cdll = ctypes.CDLL
 
     def counting_cdll(*args, **kwargs):
@@ -66,5 +66,5 @@ def test_keep_heap_is_set_once_per_process_and_run_job_sets_it(monkeypatch):
                    codec="ffv1", qp=0, model={"name": "mobilenet_v2"})
     row = cell.run_job(job, single_thread=False)  # fails at the feature file, after setting the heap up
     assert row["status"] == "error"
-    assert cell._HEAP_KEPT is True and len(calls) == 1
-    assert cell.keep_heap() is True and len(calls) == 1  # not again
+    assert cell_process._HEAP_KEPT is True and len(calls) == 1
+    assert cell_process.keep_heap() is True and len(calls) == 1  # not again

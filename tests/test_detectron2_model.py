@@ -160,7 +160,8 @@ def test_cell_feature_psnr_is_measured_over_the_valid_region_only(adapter, runs,
     from codec import make_quantizer
     from eval.analysis.metrics import feature_psnr, mse
     from eval.pipeline.cache import save_arrays
-    from eval.pipeline.cell import Job, _feature_quality, code_features, run_job, use_adapter
+    from eval.pipeline.cell import Job, _feature_quality, code_features, run_job
+    from eval.pipeline.cell_process import use_adapter
     from codec import make_codec, make_packing
     from reorder import Permutation
 

@@ -13,7 +13,8 @@ import pytest
 from dask.distributed import LocalCluster
 
 from eval.pipeline.cell import Job
-from eval.pipeline.runner import WORKER_ENV, WORKER_PRELOAD, absolute_paths, run_grid, start_local_cluster
+from eval.pipeline.cluster import WORKER_ENV, WORKER_PRELOAD, start_local_cluster
+from eval.pipeline.runner import absolute_paths, run_grid
 from eval.pipeline.store import ResultStore
 
 
@@ -48,11 +49,11 @@ def crash_on_img1(job: Job) -> dict:
 
 def environment_row(job: Job) -> dict:
     """Reports the worker's thread settings after the core's own thread limiting."""
-    from eval.pipeline.cell import _limit_threads
+    from eval.pipeline.cell_process import limit_threads
 
     import torch
 
-    _limit_threads()
+    limit_threads()
     row = fake_row(job)
     row.update(env={k: os.environ.get(k) for k in WORKER_ENV}, torch_threads=torch.get_num_threads())
     return row

@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 
 from _slow_jobs import make_job, slow_row
-from eval.pipeline.runner import SchedulerError, run_grid
-from eval.pipeline.store import ResultStore, is_machinery_error
+from eval.pipeline.cluster import SchedulerError
+from eval.pipeline.runner import run_grid
+from eval.pipeline.faults import is_machinery_error
+from eval.pipeline.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent

@@ -26,7 +26,8 @@ import pytest
 
 from _slow_jobs import make_job
 from eval.pipeline.runner import run_grid
-from eval.pipeline.store import ResultStore, StoreError, StudyBusyError, StudyLock
+from eval.pipeline.lock import StudyBusyError, StudyLock
+from eval.pipeline.store import ResultStore, StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +36,7 @@ def hold_lock(folder: Path) -> subprocess.Popen:
     """Another process that holds the study lock of ``folder`` until it is killed."""
     code = textwrap.dedent(f"""
         import sys, time
-        from eval.pipeline.store import StudyLock
+        from eval.pipeline.lock import StudyLock
         lock = StudyLock({str(folder)!r}).acquire()
         print("held", flush=True)
         time.sleep(120)

@@ -91,10 +91,10 @@ def test_report_and_figures_from_memory_draw_every_order(tmp_path, monkeypatch):
 
 def test_inline_cells_reuse_the_setup_model(monkeypatch):
     """The adapter a study loaded is the one its inline cells use: no second model load."""
-    from eval.pipeline import cell
+    from eval.pipeline import cell_process
 
     sentinel = object()
     spec = {"name": "mobilenet_v2", "kwargs": {"short_side": 97}}
-    cell.use_adapter(spec, sentinel)
+    cell_process.use_adapter(spec, sentinel)
     monkeypatch.setattr("eval.models.make_model", lambda *a, **k: pytest.fail("model loaded a second time"))
-    assert cell._adapter({"kwargs": {"short_side": 97}, "name": "mobilenet_v2"}) is sentinel
+    assert cell_process.loaded_adapter({"kwargs": {"short_side": 97}, "name": "mobilenet_v2"}) is sentinel

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from eval.pipeline.cell import use_adapter
+from eval.pipeline.cell_process import use_adapter
 from eval.pipeline.features import FeatureSet, prepare_features
 
 __all__ = ["Setup", "prepare_setup", "fit_quantizer"]
