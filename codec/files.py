@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_save_npy", "atomic_write_text", "atomic_write_json", "write_csv", "to_jsonable", "dumps"]
+__all__ = ["atomic_write_bytes", "atomic_save_npy", "atomic_write_text", "atomic_write_json", "write_csv", "to_jsonable", "dumps", "safe_name"]
 
 
 def _read_umask() -> int:
@@ -106,3 +106,8 @@ def write_csv(path: str | os.PathLike, rows: Iterable[dict], columns: list[str] 
     for r in rows:
         writer.writerow({k: _cell(r.get(k)) for k in columns})
     return atomic_write_text(path, buf.getvalue())
+
+
+def safe_name(name: str) -> str:
+    """A name as a file name: characters other than letters, digits, ``-_.`` become ``_``."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name))

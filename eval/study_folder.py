@@ -28,17 +28,13 @@ import hashlib
 import logging
 import warnings
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from codec.files import atomic_save_npy, atomic_write_json, write_csv
-from eval.plots import bd_rate_bars, mosaic_comparison, similarity_heatmap
-from eval.plots._checks import check_features
-from eval.plots._png import plain_text
-from reorder import validate_order
+from codec.files import atomic_save_npy, atomic_write_json, safe_name, write_csv
 
-__all__ = ["StudyFolder", "OrderFolder", "RESULT_COLUMNS", "safe_name", "study_figures"]
+__all__ = ["StudyFolder", "OrderFolder", "RESULT_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,105 +50,6 @@ known to the decoder); ``*_cpu_seconds`` are the codec processes' CPU time (user
 #: per-unit task statistics kept in results.sqlite (the bootstrap over windows reads them) but left
 #: out of results.csv, which stays one short line per cell
 PER_UNIT_STATS = ("kl_windows",)
-
-
-def safe_name(name: str) -> str:
-    """A name as a file name: characters other than letters, digits, ``-_.`` become ``_``."""
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name))
-
-
-def _file_names(names: list[str]) -> dict[str, str]:
-    """name -> distinct safe file stem (a ``-2``, ``-3``... suffix when two names map to the same stem)."""
-    out: dict[str, str] = {}
-    used: set[str] = set()
-    for name in names:
-        stem, k = safe_name(name), 1
-        while stem in used:
-            k += 1
-            stem = f"{safe_name(name)}-{k}"
-        used.add(stem)
-        out[name] = stem
-    return out
-
-
-def study_figures(
-    out_dir: str | Path,
-    *,
-    bd_table: Mapping[str, Mapping[str, Any]] | None,
-    features: Any,
-    image_id: str | None,
-    orders: Mapping[str, Any],
-    distances: Mapping[str, Any] | None = None,
-    anchor: str = "identity",
-    bd_note: str = "",
-) -> dict[str, Path]:
-    """Draw a study's figures into ``out_dir/figures`` and return ``{figure name: PNG path}``.
-
-    - ``bd_rate`` -> ``bd_rate.png``: bars of ``bd_table`` (``{order: {"feature_psnr": x, "task": y}}``,
-      percentages against ``anchor``); ``bd_note`` (e.g. ``"vvenc:fast, 12 test images"``) is
-      added as a second title line.
-    - ``mosaics`` -> ``mosaics.png``: ``features`` (one test image's ``[C, H, W]`` array, named
-      ``image_id`` in the title) in identity order and in every order of ``orders``
-      (name -> permutation array; names are shown as given, e.g. ``'file:hand'``).
-    - ``similarity-NAME`` -> ``similarity-SAFE_NAME.png`` for each ``distances[NAME]`` (a
-      ``[C, C]`` matrix): the matrix in identity order and in ``orders[NAME]`` when present.
-
-    Tolerant like a report should be: a missing piece (``bd_table``/``features`` None or
-    empty) or one that cannot be drawn (bad shape, an order that is not a permutation of
-    the channels) is logged and skipped, so a partial run still gets the figures it can have.
-    """
-    fig_dir = Path(out_dir) / "figures"
-    made: dict[str, Path] = {}
-    orders = dict(orders or {})
-
-    if not bd_table:
-        logger.warning("no BD-rate table given; bd_rate.png skipped")
-    else:
-        title = f"BD-rate of each channel order against '{plain_text(anchor)}'" + (f"\n{bd_note}" if bd_note else "")
-        try:
-            made["bd_rate"] = bd_rate_bars(bd_table, fig_dir / "bd_rate.png", anchor=anchor, title=title)
-        except ValueError as exc:
-            logger.warning("bd_rate.png skipped: %s", exc)
-
-    if features is None:
-        logger.info("no features given; mosaics.png skipped")
-    else:
-        try:
-            x = check_features(features)
-        except ValueError as exc:
-            logger.warning("mosaics.png skipped: %s", exc)
-        else:
-            usable: dict[str, np.ndarray] = {}
-            for name, order in orders.items():
-                try:
-                    usable[str(name)] = validate_order(order, x.shape[0], source=f"order {str(name)!r}")
-                except ValueError as exc:
-                    logger.warning("order %r left out of the mosaics: %s", name, exc)
-            if not usable:
-                logger.warning("no usable orders given; mosaics.png shows the identity order only")
-            image = f" {plain_text(image_id)}" if image_id else ""
-            title = f"Test image{image}: {x.shape[0]} channels in each order (tiles row by row; numbers = original channel)"
-            try:
-                made["mosaics"] = mosaic_comparison(x, usable, fig_dir / "mosaics.png", title=title)
-            except ValueError as exc:
-                logger.warning("mosaics.png skipped: %s", exc)
-
-    distances = dict(distances or {})
-    stems = _file_names([str(n) for n in distances])
-    for name, distance in distances.items():
-        name = str(name)
-        try:
-            c = np.shape(distance)[0] if np.ndim(distance) >= 1 else 0
-            shown: dict[str, Any] = {"identity": orders.get("identity", np.arange(c))}
-            if name in orders:
-                shown[name] = orders[name]
-            made[f"similarity-{name}"] = similarity_heatmap(
-                distance, fig_dir / f"similarity-{stems[name]}.png", orders=shown,
-                title=f"calibration-set channel distances of '{plain_text(name)}', in identity and in '{plain_text(name)}' order",
-            )
-        except ValueError as exc:
-            logger.warning("similarity heat map for %r skipped: %s", name, exc)
-    return made
 
 
 class OrderFolder:
@@ -351,6 +248,8 @@ class StudyFolder:
     def write_figures(self, report, features, image_id: str, orders: Mapping[str, np.ndarray],
                       distances: Mapping[str, np.ndarray] | None = None) -> dict[str, Path]:
         """``figures/``: BD-rate bars, channel mosaics of one test image in every order, similarity heat maps."""
+        from eval.plots.study_figures import study_figures
+
         return study_figures(
             self.root, bd_table=report.bd_rates(), features=features, image_id=image_id,
             orders={name: np.asarray(o) for name, o in orders.items()}, distances=dict(distances or {}), anchor=report.anchor,
@@ -366,21 +265,12 @@ class StudyFolder:
     def mpeg_csv(self) -> Path:
         return self.root / "mpeg_per_qp.csv"
 
-    def write_config(self, options: Mapping[str, Any], meta: Mapping[str, Any] | None = None, *,
-                     header: str = "", comments: Mapping[str, str] | None = None) -> Path:
-        """``config.toml``: ``options`` (name -> final value) as top-level keys, ``meta`` in ``[fcm-reorder]``.
-
-        ``header`` becomes comment lines at the top, ``comments[name]`` a comment line above
-        option ``name``; an option whose value is None is written commented out. Read it back
-        with :func:`read_config_file`.
-        """
+    def write_config(self, text: str) -> Path:
+        """``config.toml``: the run's typed configuration as TOML text
+        (:func:`eval.experiments.config.config_to_toml`), written atomically."""
         from codec.files import atomic_write_text
 
-        return atomic_write_text(self.config_toml, config_toml(options, meta, header=header, comments=comments))
-
-    def read_config(self) -> tuple[dict, dict]:
-        """``(options, meta)`` of this folder's ``config.toml`` (see :func:`read_config_file`)."""
-        return read_config_file(self.config_toml)
+        return atomic_write_text(self.config_toml, text)
 
     def write_mpeg_csv(self, report) -> Path:
         """``mpeg_per_qp.csv``: one row per order and QP of a report, CompressAI-Vision's CTTC column order
@@ -388,105 +278,3 @@ class StudyFolder:
         from eval.analysis.mpeg_csv import MPEG_CSV_COLUMNS, mpeg_rows
 
         return self.write_csv(self.mpeg_csv.name, mpeg_rows(report), MPEG_CSV_COLUMNS)
-
-
-# --------------------------------------------------------------------- config.toml (a tiny TOML writer)
-
-#: the table of config.toml that holds what is not an option (study, package version, command)
-CONFIG_META_TABLE = "fcm-reorder"
-
-
-def _toml_string(text: str) -> str:
-    out = []
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch in "\b\t\n\f\r":
-            out.append({"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
-def _toml_key(key: str) -> str:
-    key = str(key)
-    return key if key and all(ch.isascii() and (ch.isalnum() or ch in "-_") for ch in key) else _toml_string(key)
-
-
-def _toml_value(value: Any, where: str) -> str:
-    """One TOML value: bool, int, float (nan/inf too), str, Path, numpy scalars, lists/tuples and dicts of those."""
-    import math
-    import os
-
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, (str, os.PathLike)):
-        return _toml_string(os.fspath(value))
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v, where) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v, where)}" for k, v in value.items()) + "}"
-    if value is None:
-        raise ValueError(f"{where}: TOML has no null; None can only stand alone (it is then commented out)")
-    raise TypeError(f"{where}: cannot write {type(value).__name__} {value!r} as TOML")
-
-
-def config_toml(options: Mapping[str, Any], meta: Mapping[str, Any] | None = None, *,
-                header: str = "", comments: Mapping[str, str] | None = None) -> str:
-    """The text of ``config.toml`` (see :meth:`StudyFolder.write_config`)."""
-    comments = dict(comments or {})
-    lines = [f"# {line}".rstrip() for line in header.splitlines()]
-    if lines:
-        lines.append("")
-    for name, value in options.items():
-        if name in comments:
-            if lines and lines[-1]:
-                lines.append("")
-            lines.append("# " + " ".join(str(comments[name]).split()))
-        if value is None:
-            lines.append(f"# {_toml_key(name)} =  (not set: the option's default)")
-        else:
-            lines.append(f"{_toml_key(name)} = {_toml_value(value, f'option {name!r}')}")
-    if meta:
-        lines += ["", f"[{CONFIG_META_TABLE}]"]
-        for name, value in meta.items():
-            if value is not None:
-                lines.append(f"{_toml_key(name)} = {_toml_value(value, f'{CONFIG_META_TABLE}.{name}')}")
-    return "\n".join(lines) + "\n"
-
-
-def read_config_file(path: str | Path) -> tuple[dict, dict]:
-    """``(options, meta)`` of a TOML configuration: its top-level keys, and its ``[fcm-reorder]`` table.
-
-    Needs Python 3.11's ``tomllib`` or, on 3.10, the ``tomli`` package. A file that is not
-    TOML raises ValueError naming it; a missing one FileNotFoundError.
-    """
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        try:
-            import tomli as tomllib
-        except ModuleNotFoundError:
-            raise ImportError("reading a TOML configuration needs Python 3.11 or the tomli package (pip install tomli)") from None
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path} is not a valid TOML file: {exc}") from None
-    meta = data.pop(CONFIG_META_TABLE, {})
-    if not isinstance(meta, dict):
-        raise ValueError(f"{path}: '{CONFIG_META_TABLE}' must be a table of the study's provenance, not an option")
-    return data, meta

@@ -1,10 +1,17 @@
-"""Command-line options and error handling shared by the studies' entry points.
+"""Command lines derived from the experiments' typed configurations, and their one-line errors.
 
-Studies stay thin: they declare options with these helpers, turn the parsed options into
-the library's arguments (:func:`prepare`, :func:`split_samples`, :func:`model_spec`) and call
-:mod:`eval` directly. Known failures (a bad order file, an unreadable
-image, a missing codec, NaN features, an unreachable scheduler) end the program with one
-line naming the problem and what to do, not a traceback.
+A study module is a thin shell: ``main(argv)`` calls :func:`run_experiment` with the experiment's
+config class and function. Every option comes from a field of that config
+(:mod:`eval.experiments.config`): its flag is the field's name with ``-`` (``n_calib`` ->
+``--n-calib``), booleans get ``--x/--no-x``, lists take several values (or repeat the flag where
+the field says so), and the help text is the field's. ``--from FILE`` reads a ``config.toml``
+first; options on the command line override it (repeatable ones add to it). Values from the
+file and from the command line go through the same typed conversion, so both are refused the
+same way.
+
+Known failures (a bad order file, an unreadable image, a missing codec, NaN features, an
+unreachable scheduler, a parameter out of range) end the program with one line naming the
+problem and what to do, exit status 2; Ctrl-C exits 130 and SIGTERM 143, after the clean-up.
 """
 
 from __future__ import annotations
@@ -12,82 +19,129 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import shlex
 import sys
+from dataclasses import MISSING
+from typing import Any, Callable
 
-from eval.pipeline.cluster import default_workers, prestart_workers
+from eval.experiments.config import (ConfigError, config_fields, config_from_dict, config_to_dict, convert, default_of,
+                                     read_toml)
 
-__all__ = [
-    "study_parser", "add_data_arguments", "add_coding_arguments", "add_run_arguments", "setup_logging", "friendly_errors",
-    "run_study", "prepare", "provenance", "report_failures", "codec_spec", "model_spec", "split_samples",
-    "add_config_argument", "parse_study_args", "load_study_config", "study_config", "write_study_config",
-]
+__all__ = ["build_parser", "parse_config", "run_experiment", "friendly_errors", "Terminated", "flag_of"]
 
-DEFAULT_QPS = [22, 27, 32, 37]
-
-
-def _key_value(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` typed by the package's one rule (:func:`codec.registry.coerce_value`)."""
-    from codec.registry import coerce_value
-
-    key, eq, value = text.partition("=")
-    if not eq or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), coerce_value(value)
+CONFIG_DEST = "from_config"
 
 
-def study_parser(module: str, doc: str) -> argparse.ArgumentParser:
-    """The parser of ``python -m MODULE``: its description is the first paragraph of the study's docstring."""
-    return argparse.ArgumentParser(prog=f"python -m {module}", description=doc.split("\n\n")[0],
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def _is_group(tp) -> bool:
+    import dataclasses
+
+    return dataclasses.is_dataclass(tp) and isinstance(tp, type)
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("model and data")
-    g.add_argument("--model", default="mobilenet_v2", help="model adapter: mobilenet_v2 (embedded default) or detectron2")
-    g.add_argument("--config", default=None, help="detectron2: model-zoo config name or yaml path")
-    g.add_argument("--weights", default=None, help="model weights file (detectron2: model_final_*.pkl or .pth)")
-    g.add_argument("--device", default="cpu", help="torch device for the model (cpu, cuda)")
-    g.add_argument("--model-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
-                   help="extra keyword for the model adapter (repeatable), e.g. short_side=384")
-    g.add_argument("--images", default=None, metavar="DIR", help="one image folder, split deterministically into calibration and test")
-    g.add_argument("--calib", default=None, metavar="DIR", help="calibration image folder or bundled:NAME set (with --test)")
-    g.add_argument("--test", default=None, metavar="DIR",
-                   help="test image folder, or a set shipped with the installed packages: bundled:other (scikit-learn's "
-                   "and matplotlib's sample photos, disjoint from the default split), bundled:default-test; alone it keeps "
-                   "the default calibration photos")
-    g.add_argument("--dataset", default=None, metavar="SPEC",
-                   help="annotated test set: coco:ANNOTATIONS.json:IMAGE_DIR or openimages:BOXES.csv:IMAGE_DIR[:LABELS.csv]; "
-                   "calibration images then come from --calib or the first --n-calib images of the set")
-    g.add_argument("--n-calib", type=int, default=None, help="calibration images taken from --images/--dataset (default: about half, at least 1)")
-    g.add_argument("--limit", type=int, default=None, help="use only the first N images of each split (a quick run)")
-    g.add_argument("--allow-overlap", action="store_true",
-                   help="allow test images whose content is also in the calibration split (an error otherwise)")
-    g.add_argument("--cache-dir", default=".cache/features", help="feature cache (keyed by model, layer and image content)")
+def _leaves(cls, group: str = ""):
+    """``(group, field, type, default)`` for every parameter of a config class, groups flattened."""
+    for f, tp in config_fields(cls):
+        if _is_group(tp):
+            base = default_of(cls, f.name)
+            for g, gtp in config_fields(tp):
+                yield f.name, g, gtp, getattr(base, g.name)
+        else:
+            default = f.default_factory() if f.default_factory is not MISSING else f.default
+            yield group, f, tp, default
 
 
-def add_coding_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("coding")
-    g.add_argument("--qps", nargs="+", type=int, default=DEFAULT_QPS, help="quantisation parameters of the RD curve")
-    g.add_argument("--codec", default="vvenc", help="codec registry spec, e.g. vvenc, 'vvenc:preset=slow', x265, svtav1, vtm, ffv1")
-    g.add_argument("--preset", default=None, help="encoder preset (vvenc: faster, fast, medium, slow, slower); default: the codec's own (vvenc: faster)")
-    g.add_argument("--quantizer", default="log", help="quantizer spec fitted on calibration features, e.g. log, uniform, 'log:bits=10', or a JSON file saved by studies.tune_quantizer")
-    g.add_argument("--packing", default="temporal", help="how channels become frames: temporal (one channel per frame) or tiled")
-    g.add_argument("--bd-method", default="pchip", choices=["pchip", "cubic"], help="BD-rate interpolation: piecewise cubic (JVET) or cubic polynomial (VCEG-M33)")
+def flag_of(f) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
-    g = parser.add_argument_group("running")
-    g.add_argument("--out", default=default_out, help="output folder; re-running with the same folder resumes and skips finished cells")
-    g.add_argument("--workers", type=int, default=default_workers(), help="parallel coding workers (Dask LocalCluster when > 1; 1 = inline)")
-    g.add_argument("--scheduler", default=None, metavar="ADDRESS", help="address of an existing Dask scheduler (tcp://HOST:8786) instead of local workers")
-    g.add_argument("--max-attempts", type=int, default=2, help="tries per failing cell, counted across runs")
-    g.add_argument("--keep-bitstreams", action=argparse.BooleanOptionalAction, default=True, help="keep every bitstream under OUT/bitstreams")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
-    g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+def _default_text(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(str, value)) or "none"
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items()) or "none"
+    return str(value)
 
 
-def setup_logging(args) -> None:
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+def _add(container, f, tp, default) -> None:
+    import typing
+
+    meta = f.metadata
+    help_text = (meta.get("help") or "").replace("%", "%%").replace("%%%%", "%%")
+    if default is not None and default != [] and default != {}:
+        help_text += f" (default: {_default_text(default)})"
+    names = [n for n in (meta.get("short"), flag_of(f)) if n]
+    kwargs: dict[str, Any] = {"help": help_text, "default": argparse.SUPPRESS, "metavar": meta.get("metavar")}
+    base = tp
+    if isinstance(tp, type(int | None)) or typing.get_origin(tp) is typing.Union:
+        base = next(a for a in typing.get_args(tp) if a is not type(None))
+    if base is bool:
+        kwargs.pop("metavar")
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif typing.get_origin(base) is list or base is dict:
+        if meta.get("repeat") or base is dict:
+            kwargs["action"] = "append"
+        else:
+            kwargs["nargs"] = "*" if meta.get("optional_list") else "+"
+    if meta.get("choices") and base is not bool:
+        kwargs["choices"] = list(meta["choices"])
+    if meta.get("positional"):
+        kwargs.pop("default")
+        container.add_argument(f.name, **{k: v for k, v in kwargs.items() if k != "metavar"}, metavar=meta.get("metavar"))
+        return
+    container.add_argument(*names, dest=f"{f.name}", **kwargs)
+
+
+def build_parser(config_cls, module: str, doc: str) -> argparse.ArgumentParser:
+    """The parser of ``python -m MODULE`` for ``config_cls``: one option per parameter, grouped as the config is."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=(doc or "").split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--from", dest=CONFIG_DEST, default=None, metavar="FILE",
+                        help="take the parameters from a TOML configuration, e.g. OUT/config.toml written by an earlier run; "
+                        "options given on the command line override the file (repeatable ones such as --model-arg add to it)")
+    groups: dict[str, Any] = {}
+    titles = {f.name: f.metadata.get("help") or f.name for f, tp in config_fields(config_cls) if _is_group(tp)}
+    for group, f, tp, default in _leaves(config_cls):
+        container = parser
+        if group:
+            if group not in groups:
+                groups[group] = parser.add_argument_group(titles[group])
+            container = groups[group]
+        _add(container, f, tp, default)
+    return parser
+
+
+def _flags(config_cls) -> dict[str, str]:
+    return {f.name: flag_of(f) for _, f, _, _ in _leaves(config_cls)}
+
+
+def parse_config(config_cls, argv, module: str, doc: str, experiment: str):
+    """``(config, source file or None)`` from a command line (``--from FILE`` read first, the command line over it)."""
+    parser = build_parser(config_cls, module, doc)
+    args = vars(parser.parse_args(argv))
+    source = args.pop(CONFIG_DEST, None)
+    values: dict = {}
+    if source:
+        params, meta = read_toml(source)
+        written_by = str(meta.get("study") or "").removeprefix("studies.")
+        if written_by and written_by != experiment:
+            print(f"note: {source} was written by {written_by}; reading its parameters for {experiment}", file=sys.stderr)
+        values = config_to_dict(config_from_dict(config_cls, params, source=str(source), experiment=experiment))
+    where = {f.name: (group, f, tp) for group, f, tp, _ in _leaves(config_cls)}
+    for name, value in args.items():
+        group, f, tp = where[name]
+        target = values.setdefault(group, {}) if group else values
+        if name in target and isinstance(target[name], (list, dict)):  # repeatable options add to the file's values
+            old = target[name]
+            value = {**old, **convert(tp, value, name)} if isinstance(old, dict) else \
+                ([*old, *value] if f.metadata.get("repeat") else value)
+        target[name] = value
+    return config_from_dict(config_cls, values, experiment=experiment), source
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
 def _known_errors() -> tuple[type, ...]:
@@ -133,9 +187,9 @@ def _sigterm_raises():
 
 
 @contextlib.contextmanager
-def friendly_errors():
-    """Turn known failures into one line on stderr and exit status 2; Ctrl-C into status 130,
-    SIGTERM (:class:`Terminated`) into status 143 (128 + 15), both after the clean-up."""
+def friendly_errors(flags: dict[str, str] | None = None):
+    """Known failures -> one line on stderr and exit status 2 (a parameter named by its flag); Ctrl-C -> 130,
+    SIGTERM (:class:`Terminated`) -> 143, both after the clean-up."""
     try:
         with _sigterm_raises():
             yield
@@ -146,247 +200,31 @@ def friendly_errors():
         print("\ninterrupted: finished cells are stored; run the same command again to resume", file=sys.stderr)
         raise SystemExit(130)
     except _known_errors() as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"error: {message}", file=sys.stderr)
+        if isinstance(exc, ConfigError) and flags is not None:
+            name = "--from" if exc.parameter == "from" else flags.get(exc.parameter, exc.parameter)
+            message = f"{name}: {exc.detail}"
+        else:
+            message = str(exc)
+        print(f"error: {' '.join(message.split()) or type(exc).__name__}", file=sys.stderr)
         raise SystemExit(2)
 
 
-def run_study(parser: argparse.ArgumentParser, run, argv=None) -> int:
-    """Parse the command line (``--from FILE`` first, see :func:`parse_study_args`), set up logging,
-    write ``OUT/config.toml`` (:func:`write_study_config`) and run ``run(args)`` with one-line errors.
+def run_experiment(config_cls, experiment_fn: Callable, argv, module: str, doc: str) -> int:
+    """Parse ``argv`` into ``config_cls``, run ``experiment_fn(config)`` with one-line errors, print its result.
 
-    The ``--out`` folder is locked first (:class:`eval.pipeline.lock.StudyLock`): a second study
-    on the same folder stops at once with one line naming the first one's pid and host."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_study_args(parser, argv)
-    setup_logging(args)
-    with friendly_errors():
-        from eval.pipeline.lock import StudyLock
-
-        with StudyLock(args.out) if getattr(args, "out", None) else contextlib.nullcontext():
-            write_study_config(parser, args, argv)
-            if getattr(args, "workers", 1) > 1 and getattr(args, "scheduler", None) is None:
-                prestart_workers()  # local workers' imports overlap the study's own preparation
-            return run(args)
-
-
-# ------------------------------------------------------------------ a study's configuration: --from FILE, OUT/config.toml
-
-CONFIG_DEST = "from_config"
-
-
-def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    """``--from FILE`` (added once; :func:`run_study` adds it to every study)."""
-    if any(a.dest == CONFIG_DEST for a in parser._actions):
-        return
-    parser.add_argument("--from", dest=CONFIG_DEST, default=None, metavar="FILE",
-                        help="take the options from a TOML configuration, e.g. OUT/config.toml written by an earlier run; "
-                        "options given on the command line override the file (repeatable ones such as --model-arg add to it)")
-
-
-def _study_name(parser: argparse.ArgumentParser) -> str:
-    return parser.prog.removeprefix("python -m ")
-
-
-def _config_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
-    """The parser's options that a configuration file holds, in declaration order."""
-    return [a for a in parser._actions
-            if a.dest not in (argparse.SUPPRESS, CONFIG_DEST) and not isinstance(a, (argparse._HelpAction, argparse._VersionAction))]
-
-
-def _option_name(action: argparse.Action) -> str:
-    return max(action.option_strings, key=len) if action.option_strings else action.dest
-
-
-def _spec_text(value) -> str:
-    """A value as KEY=VALUE text that :func:`codec.registry.coerce_value` reads back as the same value."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def _config_value(action: argparse.Action, value):
-    """An option's parsed value as the configuration file writes it (``--model-arg`` pairs as ``KEY=VALUE``)."""
-    if action.type is _key_value and isinstance(value, (list, tuple)):
-        return [f"{k}={_spec_text(v)}" for k, v in value]
-    return value
-
-
-def _file_value(action: argparse.Action, value, key: str, source: str):
-    """A value read from a configuration file as the option holds it: strings go through the option's ``type``."""
-    what = f"{source}: {key} = {value!r}"
-    option = _option_name(action)
-
-    def one(v):
-        if isinstance(v, str) and action.type is not None:
-            try:
-                v = action.type(v)
-            except (argparse.ArgumentTypeError, TypeError, ValueError) as exc:
-                raise ValueError(f"{what} is not a valid value of {option} ({exc})") from None
-        if action.choices is not None and v not in action.choices:
-            raise ValueError(f"{what}: {option} takes one of {', '.join(map(str, action.choices))}")
-        return v
-
-    if action.nargs == 0:  # a flag: store_true/store_false/--x/--no-x
-        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse.BooleanOptionalAction)) \
-                and not isinstance(value, bool):
-            raise ValueError(f"{what}: {option} is a switch; write true or false")
-        return value
-    many = isinstance(action, (argparse._AppendAction, argparse._ExtendAction)) or action.nargs in ("*", "+") \
-        or isinstance(action.nargs, int)
-    if many:
-        return [one(v) for v in (value if isinstance(value, list) else [value])]
-    if isinstance(value, (list, dict)):
-        raise ValueError(f"{what}: {option} takes one value")
-    return one(value)
-
-
-def load_study_config(parser: argparse.ArgumentParser, path) -> dict:
-    """``{dest: value}`` of the TOML configuration ``path`` for this study's parser.
-
-    Keys are the options' names with ``_`` or ``-`` (``model_arg``, ``model-arg``); values are
-    typed as on the command line. A key that is not an option of the study, a bad value or a
-    file that is not TOML raise ValueError naming the file, the key and the study.
+    The result's ``text()`` goes to stdout and its ``notes()`` to stderr; its ``exit_code`` is returned.
     """
-    import difflib
-
-    from eval.study_folder import CONFIG_META_TABLE, read_config_file
-
-    options, meta = read_config_file(path)
-    study = _study_name(parser)
-    written_by = meta.get("study")
-    if written_by and written_by != study:
-        print(f"note: {path} was written by {written_by}; reading its options for {study}", file=sys.stderr)
-    actions = {a.dest: a for a in _config_actions(parser)}
-    values: dict = {}
-    for key, value in options.items():
-        dest = str(key).replace("-", "_")
-        action = actions.get(dest)
-        if action is None:
-            close = difflib.get_close_matches(dest, list(actions), n=1)
-            hint = ""
-            if close:
-                hint = f" (did you mean '{close[0]}'?)"
-            elif isinstance(value, dict):
-                hint = f" (only [{CONFIG_META_TABLE}] may be a table)"
-            raise ValueError(f"{path}: '{key}' is not an option of {study}{hint}")
-        if dest in values:
-            raise ValueError(f"{path}: option '{dest}' is given twice")
-        values[dest] = _file_value(action, value, str(key), str(path))
-    return values
-
-
-def parse_study_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
-    """Parse ``argv`` with ``--from FILE``: the file's options become the parser's defaults, so the
-    command line overrides them. Errors in the file end the program with one line and status 2."""
-    add_config_argument(parser)
     argv = sys.argv[1:] if argv is None else list(argv)
-    first = argparse.ArgumentParser(prog=parser.prog, add_help=False)
-    first.add_argument("--from", dest=CONFIG_DEST, default=None)
-    known, _ = first.parse_known_args(argv)
-    if known.from_config:
-        with friendly_errors():
-            values = load_study_config(parser, known.from_config)
-        for action in _config_actions(parser):
-            if action.dest in values and action.option_strings:
-                action.required = False  # the file gives it
-        parser.set_defaults(**values)
-    return parser.parse_args(argv)
-
-
-def study_config(parser: argparse.ArgumentParser, args: argparse.Namespace, argv=None) -> tuple[dict, dict, dict]:
-    """``(options, meta, comments)`` of a parsed run: every option's final value (declaration order),
-    the study, package version, Python version, command line and ``--from`` file, and the
-    option-group titles as comments."""
-    import platform
-    import shlex
-
-    argv = sys.argv[1:] if argv is None else list(argv)
-    groups = {a: g.title for g in parser._action_groups for a in g._group_actions}
-    options, comments, last = {}, {}, None
-    for action in _config_actions(parser):
-        title = groups.get(action) or "options"
-        if title != last:
-            comments[action.dest] = f"--- {title}"
-            last = title
-        options[action.dest] = _config_value(action, getattr(args, action.dest, None))
-    from codec.version import package_version
-
-    version = package_version()
-    meta = {
-        "study": _study_name(parser), "version": version, "python": platform.python_version(),
-        "command": shlex.join([*parser.prog.split(), *argv]), "from": getattr(args, CONFIG_DEST, None),
-    }
-    return options, meta, comments
-
-
-def write_study_config(parser: argparse.ArgumentParser, args: argparse.Namespace, argv=None):
-    """Write ``OUT/config.toml`` (through :meth:`eval.study_folder.StudyFolder.write_config`) when the
-    study has an ``--out`` folder; returns its path, or None."""
-    if not getattr(args, "out", None):
-        return None
-    from eval.study_folder import StudyFolder
-
-    folder = StudyFolder(args.out)
-    options, meta, comments = study_config(parser, args, argv)
-    header = (
-        f"Options of `{parser.prog}` as this run used them (fcm-reorder {meta['version']}).\n"
-        f"Run it again:  {parser.prog} --from {folder.config_toml}\n"
-        f"A variant:     {parser.prog} --from {folder.config_toml} --out OTHER_FOLDER [OPTIONS]\n"
-        "Options given on the command line override this file (repeatable ones such as --model-arg add to it);\n"
-        "options commented out have no value and keep their default."
-    )
-    try:
-        return folder.write_config(options, meta, header=header, comments=comments)
-    except (TypeError, ValueError) as exc:  # an option value TOML cannot hold: the study still runs
-        print(f"warning: {folder.config_toml} not written: {exc}", file=sys.stderr)
-        return None
-
-
-def model_spec(args) -> dict:
-    kwargs = dict(args.model_arg)
-    for key in ("config", "weights"):
-        if getattr(args, key, None):
-            kwargs[key] = getattr(args, key)
-    if args.device != "cpu":
-        kwargs["device"] = args.device
-    return {"name": args.model, "kwargs": kwargs}
-
-
-def codec_spec(args) -> str:
-    spec = args.codec
-    if args.preset:
-        spec += ("," if ":" in spec else ":") + f"preset={args.preset}"
-    return spec
-
-
-def split_samples(args):
-    """Calibration and test samples from the data options (embedded default: sample photos)."""
-    from eval.data import choose_splits
-
-    return choose_splits(dataset=args.dataset, calib=args.calib, test=args.test, images=args.images,
-                         n_calib=args.n_calib, limit=args.limit, allow_overlap=getattr(args, "allow_overlap", False))
-
-
-def prepare(args, check_codec: bool = True):
-    """Model, both splits' features, the fitted quantizer and the checked codec (an :class:`eval.pipeline.setup.Setup`)."""
-    from eval.pipeline.setup import prepare_setup
-
-    calib, test = split_samples(args)
-    return prepare_setup(model_spec(args), calib, test, quantizer=args.quantizer, codec=codec_spec(args),
-                         cache_dir=args.cache_dir, progress=not args.quiet, check_codec=check_codec)
-
-
-def provenance(setup) -> dict:
-    """What every learned order records about where its calibration features came from."""
-    return {"model": setup.adapter.name, "layer": setup.adapter.layer}
-
-
-def report_failures(failed_rows) -> None:
-    if not failed_rows:
-        return
-    print(f"{len(failed_rows)} cell(s) failed and are recorded in results.sqlite (re-run to retry):", file=sys.stderr)
-    for r in failed_rows[:10]:
-        print(f"  {r['image_id']} {r['order']} qp {r['qp']}: {r['error']}", file=sys.stderr)
+    experiment = module.rpartition(".")[2]
+    flags = _flags(config_cls)
+    with friendly_errors(flags):
+        config, source = parse_config(config_cls, argv, module, doc, experiment)
+        run = getattr(config, "run", config)
+        setup_logging(bool(getattr(run, "verbose", False)))
+        result = experiment_fn(config, command=shlex.join(["python", "-m", module, *argv]), source=source)
+    print(result.text())
+    for line in result.notes():
+        print(line, file=sys.stderr)
+    for label, path in result.files.items():
+        print(f"{label + ':':<9} {path}")
+    return result.exit_code

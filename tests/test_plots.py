@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 import eval.plots as P
-from eval import study_folder as study_module
+from codec import files as files_module
+from eval.plots import study_figures as study_module
 from reorder import PermutationError, path_cost
 
 
@@ -378,8 +379,8 @@ def test_study_figures_distinct_files_for_names_that_look_alike(tmp_path):
 
 
 def test_safe_name_matches_the_order_file_rule():
-    assert study_module.safe_name("tsp-correlation:normalization=zscore") == "tsp-correlation_normalization_zscore"
-    assert study_module.safe_name("file:hand") == "file_hand"
+    assert files_module.safe_name("tsp-correlation:normalization=zscore") == "tsp-correlation_normalization_zscore"
+    assert files_module.safe_name("file:hand") == "file_hand"
 
 
 def test_dollar_in_an_order_name_is_drawn_verbatim(tmp_path):

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from eval.analysis.report import Report
-from eval.study_folder import OrderFolder, StudyFolder, safe_name
+from codec.files import safe_name
+from eval.study_folder import OrderFolder, StudyFolder
 from reorder import Permutation
 
 ODD = ["identity", "tsp-correlation:normalization=zscore", "file:hand"]

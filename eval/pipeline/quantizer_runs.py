@@ -26,8 +26,9 @@ from eval.pipeline.cell import make_jobs
 from eval.pipeline.qp_match import QPMatch, match_qps, quality_range
 from eval.pipeline.runner import run_grid
 
-__all__ = ["QuantizerRun", "parse_quantizer_specs", "is_paper_pipeline", "run_label", "grid_probe",
-           "match_quantizer_qps", "code_order_curve", "match_curve_qps", "curve_points", "runs_report", "PAPER_LABEL", "RECOMMENDED_QUANTIZER"]
+__all__ = ["QuantizerRun", "ComparedRun", "parse_quantizer_specs", "is_paper_pipeline", "run_label", "grid_probe",
+           "match_quantizer_qps", "code_order_curve", "match_curve_qps", "curve_points", "runs_report", "main_run",
+           "compare_quantizers", "PAPER_LABEL", "RECOMMENDED_QUANTIZER"]
 
 PAPER_LABEL = "paper"
 
@@ -70,7 +71,7 @@ def parse_quantizer_specs(specs: Sequence[str]) -> list[tuple[str, str]]:
         if "/" in label or not label:
             raise ValueError(f"quantizer name {label!r} must be non-empty without '/'; write NAME=SPEC")
         if label in seen or label == PAPER_LABEL:
-            raise ValueError(f"quantizer name {label!r} is used twice; give each --compare-quantizers item a NAME=")
+            raise ValueError(f"quantizer name {label!r} is used twice; give each compared quantizer a NAME=")
         seen.add(label)
         out.append((label, spec))
     return out
@@ -105,8 +106,7 @@ def code_order_curve(features, references, order_name: str, order, quantizer: di
     jobs = make_jobs(features, references, {order_name: order}, quantizer, codec, list(qps), model,
                      packing=packing, bitstream_dir=bitstream_dir, extra=extra)
     summary = run_grid(jobs, store, **dict(run_kwargs or {}), desc=desc)
-    keys = {j.key for j in jobs}
-    curves = build_curves([r for r in store.rows() if r["key"] in keys], task, images=features.ids)
+    curves = build_curves(summary.rows, task, images=features.ids)
     return (curves[0] if curves else None), summary
 
 
@@ -170,3 +170,59 @@ def runs_report(rows: Sequence[dict], runs: Sequence[QuantizerRun], task, images
         relabelled.append({**row, "order": run_label(run.label, row["order"])})
     return Report.from_rows(relabelled, task, images, anchor=anchor, method=method, replicates=replicates,
                             setup_columns=("order",), match_columns=(), match_qps=False)
+
+
+def main_run(spec: str, quantizer: dict, qps: Sequence[int], orders: Sequence[str]) -> QuantizerRun:
+    """The study's main quantizer as a run: ``paper`` when it is the paper's global log 8-bit curve,
+    else named by its spec (a saved JSON file by its stem)."""
+    from pathlib import Path
+
+    spec = str(spec)
+    label = PAPER_LABEL if is_paper_pipeline(quantizer) else (Path(spec).stem if spec.endswith(".json") else spec)
+    return QuantizerRun(label.replace("/", "_"), spec, quantizer, list(qps), orders=list(orders))
+
+
+@dataclass
+class ComparedRun:
+    """One compared quantizer's run: the run itself, its rows, and its report against its own identity."""
+
+    run: QuantizerRun
+    rows: list
+    report: Report
+
+
+def compare_quantizers(specs: Sequence[tuple[str, str]], order_names: Sequence[str], setup, orders: Mapping[str, object],
+                       references: Mapping[str, str], anchor_rows: Sequence[dict], store, *, qps: Sequence[int],
+                       match_qps: bool = True, packing: str = "temporal", bitstream_dir: str | None = None,
+                       method: str = "pchip", replicates: int = 1000, run_kwargs: Mapping | None = None) -> list[ComparedRun]:
+    """Code identity and ``order_names`` under each ``(label, spec)`` quantizer, at QPs matched to the anchor.
+
+    Each quantizer is fitted on ``setup.calib``; with ``match_qps`` its identity curve is probed
+    on the test images until its QPs span the quality range of ``anchor_rows`` (the main
+    quantizer's identity rows at ``qps``), else it is coded at ``qps``.
+    """
+    from codec import make_codec
+    from eval.pipeline.setup import fit_quantizer
+
+    names = ["identity"] + [o for o in order_names if o != "identity"]
+    task, ids = setup.adapter.task, setup.test.ids
+    common = dict(packing=packing, bitstream_dir=bitstream_dir)
+    identity = [r for r in anchor_rows if r["order"] == "identity"]
+    out = []
+    for label, spec in specs:
+        qdict = fit_quantizer(spec, setup.calib).to_dict()
+        match = None
+        if match_qps:
+            print(f"matching QPs of quantizer {label} to the main quantizer's identity quality range", file=sys.stderr)
+            probe = grid_probe(setup.test, references, orders["identity"], qdict, setup.codec_spec, setup.model_spec,
+                               store, task, run_kwargs=run_kwargs, **common)
+            match = match_quantizer_qps(identity, task, ids, probe, qps, qp_range=make_codec(setup.codec_spec).qp_range)
+        run_qps = match.qps if match is not None else list(qps)
+        jobs = make_jobs(setup.test, references, {n: orders[n] for n in names}, qdict, setup.codec_spec, run_qps,
+                         setup.model_spec, **common)
+        rows = run_grid(jobs, store, desc=f"coding under {label}", **dict(run_kwargs or {})).rows
+        relabelled = [{**r, "order": run_label(label, r["order"])} for r in rows]
+        report = Report.from_rows(relabelled, task, ids, anchor=run_label(label, "identity"), method=method,
+                                  replicates=replicates)
+        out.append(ComparedRun(QuantizerRun(label, spec, qdict, run_qps, match, names), rows, report))
+    return out

@@ -61,7 +61,7 @@ import functools
 import logging
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -71,17 +71,40 @@ from eval.pipeline.faults import client_lost, is_machinery_exception, machinery_
 from eval.pipeline.lock import StudyLock
 from eval.pipeline.store import ResultStore
 
-__all__ = ["RunSummary", "run_grid", "longest_first", "absolute_paths"]
+__all__ = ["RunSummary", "run_grid", "grid_rows", "longest_first", "absolute_paths"]
 
 log = logging.getLogger(__name__)
 
 @dataclass
 class RunSummary:
+    """What one :func:`run_grid` call did, and the grid's own rows as the store holds them afterwards."""
+
     total: int  # cells in the grid
     skipped: int  # already finished before this run
     finished: int  # finished in this run
     failed: int  # still failing after this run
     gave_up: int  # not tried: max_attempts already used up
+    rows: list = field(default_factory=list)  # finished rows, one per job of the grid (see grid_rows)
+    errors: list = field(default_factory=list)  # the latest error row of each job whose cell is not finished
+
+
+def grid_rows(jobs: Sequence[Job], stored: Iterable[dict]) -> tuple[list[dict], list[dict]]:
+    """``(finished rows, error rows)`` of ``jobs`` among the ``stored`` rows, in store order, one per job.
+
+    A row is stored once per cell (its key), under the name of the job that coded it. Each job
+    of the grid gets its own copy, named as the job names it (``order``, ``image_id`` and the
+    job's ``extra`` columns), so two orders with the same permutation, which share their cells,
+    are both reported, each under its own name.
+    """
+    by_key: dict[str, dict[tuple, dict]] = {}
+    for job in jobs:
+        names = {"order": job.order_name, "image_id": job.image_id, **job.extra}
+        by_key.setdefault(job.key, {}).setdefault(tuple(sorted((k, repr(v)) for k, v in names.items())), names)
+    rows, errors = [], []
+    for row in stored:
+        for names in by_key.get(row["key"], {}).values():
+            (rows if row["status"] == "ok" else errors).append({**row, **names})
+    return rows, errors
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -162,7 +185,9 @@ def run_grid(
         raise ValueError(f"workers={workers!r}; use 1 (inline) or more (Dask LocalCluster)")
     path = getattr(store, "path", None)  # one study per folder: a second one is refused (StudyBusyError)
     with StudyLock(Path(path).parent) if path is not None else contextlib.nullcontext():
-        return _run_grid(jobs, store, workers, scheduler, max_attempts, progress, desc, on_row, fn, scheduler_timeout, executor)
+        summary = _run_grid(jobs, store, workers, scheduler, max_attempts, progress, desc, on_row, fn, scheduler_timeout, executor)
+        summary.rows, summary.errors = grid_rows(jobs, store.rows(status=None))
+        return summary
 
 
 def _run_grid(jobs, store, workers, scheduler, max_attempts, progress, desc, on_row, fn, scheduler_timeout, executor) -> RunSummary:
