@@ -1,4 +1,4 @@
-"""Per-channel affine normalisation in front of a shared quantizer curve.
+"""Per-channel affine normalization in front of a shared quantizer curve.
 
 :class:`ChannelQuantizer` (registered as ``"channel"``) maps channel ``c`` of a
 ``[..., C, H, W]`` array (the channel axis is ``-3``, as in :class:`reorder.Permutation`) to
@@ -6,7 +6,7 @@
     n = (x - offset_c) / scale_c
 
 and quantizes ``n`` with one of the global curves of :mod:`codec.quantize`
-(``curve=log|uniform|power|mulaw``), whose range is fitted on the *normalised*
+(``curve=log|uniform|power|mulaw``), whose range is fitted on the *normalized*
 calibration data (``percentile`` clips that range as in the global quantizers).
 Channels whose values differ in scale by orders of magnitude then all use the
 whole code range instead of a few codes of the global one.
@@ -25,12 +25,12 @@ With ``center=False`` the offset is 0 and the scale is ``max(|low|, |high|)``
 own scale, as in "divide each channel by its calibration 99.9th percentile".
 A channel with (near) zero spread gets a scale that keeps the code table exact.
 Fitting reads the calibration data twice (statistics, then the curve's range over
-the normalised values), so pass a sequence (a list, a FeatureSet), not an iterator.
+the normalized values), so pass a sequence (a list, a FeatureSet), not an iterator.
 
 Per image (``per_image=True``): offset and scale are measured on the image being
 quantized, rounded to float16 and sent as side information, 2 x 16 bits per
 channel (:meth:`ChannelQuantizer.side_bits`); the curve's range is still fitted on
-calibration data, each array normalised by its own statistics. :meth:`quantize`
+calibration data, each array normalized by its own statistics. :meth:`quantize`
 then remembers the image's side information (``side_``), which :meth:`dequantize`
 uses unless it is given another one (``side=(offsets, scales)``).
 
@@ -165,7 +165,7 @@ class ChannelQuantizer(_CodeMapping):
 
     Args:
         bits: code depth, 8 or 10.
-        percentile: clipping of the curve's range over the normalised calibration
+        percentile: clipping of the curve's range over the normalized calibration
             values, as in the global quantizers (100: exact min/max).
         curve: the shared curve, ``uniform``, ``log``, ``power`` or ``mulaw``.
         stat: per-channel statistic, ``pXX`` (e.g. ``p99.9``), ``max`` or ``std``.
@@ -176,7 +176,7 @@ class ChannelQuantizer(_CodeMapping):
             mulaw's ``mu``); None for the curve's default.
 
     Fitted attributes: ``offset_`` and ``scale_`` (float64 ``[C]``; None per image),
-    ``curve_`` (the fitted global curve quantizer over normalised values),
+    ``curve_`` (the fitted global curve quantizer over normalized values),
     ``table_`` (float32 ``[C, 2**bits]``; None per image), ``n_channels_``,
     ``fitted_params_``. After :meth:`quantize` per image: ``side_`` (float16
     offsets and scales of that image).
@@ -244,7 +244,7 @@ class ChannelQuantizer(_CodeMapping):
         return o16, s16
 
     def fit(self, X: Iterable[np.ndarray], y: Any = None) -> "ChannelQuantizer":
-        """Fit offsets and scales (one pass), then the curve's range on the normalised arrays (a second pass).
+        """Fit offsets and scales (one pass), then the curve's range on the normalized arrays (a second pass).
 
         ``X``: a sequence of ``[..., C, H, W]`` float arrays, read twice and never stacked.
         """
@@ -257,7 +257,7 @@ class ChannelQuantizer(_CodeMapping):
         if self.per_image:
             n_ch = None
 
-            def normalised():
+            def normalized():
                 nonlocal n_ch
                 for i, x in enumerate(X):
                     a = np.asarray(x)
@@ -266,13 +266,13 @@ class ChannelQuantizer(_CodeMapping):
                         _check_finite(a, f"calibration array {i}")
                     n_ch = a.shape[-3] if a.ndim >= 3 else n_ch
                     o16, s16 = self._image_side(a)
-                    yield self._normalise(a, o16.astype(np.float64), s16.astype(np.float64))
+                    yield self._normalize(a, o16.astype(np.float64), s16.astype(np.float64))
 
-            curve = self._make_curve().fit(normalised())
+            curve = self._make_curve().fit(normalized())
             return self._set_fitted(None, None, curve, int(n_ch))
         offset, scale = channel_stats(X, self.stat, self.center)
         scale = _guard_scale(offset, scale)
-        curve = self._make_curve().fit(self._normalise(np.asarray(x), offset, scale) for x in X)
+        curve = self._make_curve().fit(self._normalize(np.asarray(x), offset, scale) for x in X)
         return self._set_fitted(offset, scale, curve, offset.shape[0])
 
     def _set_fitted(self, offset, scale, curve: Quantizer, n_channels: int) -> "ChannelQuantizer":
@@ -292,12 +292,12 @@ class ChannelQuantizer(_CodeMapping):
 
     # ----------------------------------------------------------- coding
     @staticmethod
-    def _normalise(a: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    def _normalize(a: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.ndarray:
         shape = (-1, 1, 1)
         return (np.asarray(a, dtype=np.float64) - offset.reshape(shape)) / scale.reshape(shape)
 
     def _codes(self, a: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        return self.curve_._codes_from_float64(self._normalise(a, offset, scale))
+        return self.curve_._codes_from_float64(self._normalize(a, offset, scale))
 
     def _build_table(self, offset: np.ndarray, scale: np.ndarray, adjust: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """float32 ``[C, levels]`` table with ``quantize(table[c, q]) == q`` for every channel and code.
@@ -309,7 +309,7 @@ class ChannelQuantizer(_CodeMapping):
         q = np.arange(levels)
         c = self.curve_
         u = np.clip(c._inverse_curve(q / (levels - 1)), 0.0, 1.0)
-        nval = c.xmin_ + u * (c.xmax_ - c.xmin_)  # normalised value of each code
+        nval = c.xmin_ + u * (c.xmax_ - c.xmin_)  # normalized value of each code
         scale = scale.copy()
         for _attempt in range(8 if adjust else 1):
             table = (offset[:, None] + scale[:, None] * nval[None, :]).astype(np.float32)
@@ -395,7 +395,7 @@ class ChannelQuantizer(_CodeMapping):
 
     # ----------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable description; fitted: the curve's normalised range, offsets and scales (lists)."""
+        """JSON-serialisable description; fitted: the curve's normalized range, offsets and scales (lists)."""
         d: dict[str, Any] = {"format": "fcm-quantizer", "version": 1, "name": self.name,
                              "params": self._ordered_params(), "range": None}
         if self.is_fitted:

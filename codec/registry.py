@@ -96,8 +96,8 @@ class Registry:
     def __init__(self, kind: str, package: str | None = None):
         self.kind = kind
         self.package = package
-        self._classes: dict[str, Any] = {}  # normalised name -> class
-        self._display: dict[str, str] = {}  # normalised name -> the name as registered
+        self._classes: dict[str, Any] = {}  # normalized name -> class
+        self._display: dict[str, str] = {}  # normalized name -> the name as registered
         self._aliases: dict[str, str] = {}
         self._discovered = package is None
 

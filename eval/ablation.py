@@ -5,7 +5,7 @@ An ablation compares *variants* (ways to get a channel order) under *coding sett
 identity order coded in the same setting on the same test images. Variants:
 
 * ``grid``: a TSP order learned on the calibration split for one (similarity metric,
-  channel normalisation, solver) combination (:func:`grid_variants`);
+  channel normalization, solver) combination (:func:`grid_variants`);
 * ``fixed``: a reference orderer (e.g. ``tsp-correlation``) learned on the whole
   calibration split, the fixed order that ``oracle`` and ``calib_size`` are compared with;
 * ``oracle``: the same kind of order learned on each test image itself and used only for
@@ -46,7 +46,7 @@ from eval.pipeline.orders import learn_orders
 __all__ = [
     "Variant", "CodingSetting", "AblationPlan", "orderer_name", "grid_variants", "codec_with_preset",
     "coding_settings", "learn_per_image_orders", "learn_calibration_size_orders", "ablation_table",
-    "format_ablation", "pivot", "TABLE_COLUMNS",
+    "format_ablation", "pivot", "add_variants", "reference_summary", "TABLE_COLUMNS",
 ]
 
 TABLE_COLUMNS = [
@@ -89,12 +89,12 @@ class CodingSetting:
 
 
 def orderer_name(metric: str, normalization: str, solver: str) -> str:
-    """The reorder factory name of a TSP order over ``metric`` with a normalisation and a solver."""
+    """The reorder factory name of a TSP order over ``metric`` with a normalization and a solver."""
     return f"tsp-{metric}:normalization={normalization},solver={solver}"
 
 
 def grid_variants(metrics: Sequence[str], normalizations: Sequence[str], solvers: Sequence[str]) -> list[Variant]:
-    """metric x normalisation x solver, as :class:`Variant` objects (checked against the reorder factory)."""
+    """metric x normalization x solver, as :class:`Variant` objects (checked against the reorder factory)."""
     from reorder import make_orderer
 
     variants = []
@@ -109,7 +109,7 @@ def grid_variants(metrics: Sequence[str], normalizations: Sequence[str], solvers
                 label = f"tsp-{metric}/{norm}/{solver}"
                 variants.append(Variant(label, "grid", name, (("metric", metric), ("normalization", norm), ("solver", solver))))
     if not variants:
-        raise ValueError("the ablation grid is empty; give at least one --metrics, --normalizations and --solvers value")
+        raise ValueError("the ablation grid is empty; give at least one value of metrics, normalizations and solvers")
     return variants
 
 
@@ -155,7 +155,7 @@ def learn_calibration_size_orders(names: Sequence[str], calib: FeatureSet, sizes
     result: dict[str, dict[int, Any]] = defaultdict(dict)
     for k in sizes:
         if not 1 <= k <= len(calib):
-            raise ValueError(f"--calib-sizes {k}: there are {len(calib)} calibration images; give sizes from 1 to {len(calib)}")
+            raise ValueError(f"calib_sizes {k}: there are {len(calib)} calibration images; give sizes from 1 to {len(calib)}")
         orders = learn_orders(names, calib[:k], folder.sub(f"k{k}"), {**provenance, "calibration_size": k}, progress=progress)
         for name in names:
             result[name][k] = orders[name]
@@ -272,3 +272,45 @@ def pivot(table: Sequence[dict], rows: str = "metric", cols: str = "normalizatio
     for rv in rvals:
         out.append(str(rv).ljust(width + 4) + "  ".join(fmt(cell.get((rv, c))).rjust(cw) for c in cvals))
     return "\n".join(out)
+
+
+def add_variants(plan: AblationPlan, setting: CodingSetting, identity, orders, variants: Sequence[Variant],
+                 refs: Sequence[str], oracle: Mapping, by_size: Mapping, n_calib: int) -> None:
+    """Add one coding setting's variants to ``plan``: the identity anchor, the grid, and per reference orderer
+    its fixed order, per-image oracle and calibration-size orders."""
+    def info(perm):
+        return {"tour_cost": perm.provenance.get("tour_cost"), "order_digest": perm.digest()}
+
+    plan.add(setting, Variant("identity", "anchor", "identity"), identity, info(orders["identity"]))
+    for v in variants:
+        plan.add(setting, v, orders[v.orderer].order, info(orders[v.orderer]))
+    for name in refs:
+        plan.add(setting, Variant(f"{name} (fixed)", "fixed", name, (("reference", name), ("k", n_calib))),
+                 orders[name].order, info(orders[name]))
+        if name in oracle:
+            plan.add(setting, Variant(f"{name} (per-image oracle)", "oracle", name, (("reference", name),)), oracle[name])
+        for k, perm in by_size.get(name, {}).items():
+            plan.add(setting, Variant(f"{name} @ k={k}", "calib_size", name, (("reference", name), ("k", k))), perm.order, info(perm))
+
+
+def reference_summary(table: Sequence[dict], refs: Sequence[str]) -> list[str]:
+    """Per setting and reference orderer: its fixed order against its per-image oracle, and its calibration-size curve."""
+    def fmt_bd(v):
+        return "n/a" if v is None else f"{v:+.2f} %"
+
+    out = []
+    for setting in dict.fromkeys((r["quantizer"], r["preset"], r["packing"]) for r in table):
+        sub = [r for r in table if (r["quantizer"], r["preset"], r["packing"]) == setting]
+        for name in refs:
+            fixed = next((r for r in sub if r["kind"] == "fixed" and r["variant"] == f"{name} (fixed)"), None)
+            orc = next((r for r in sub if r["kind"] == "oracle" and r["variant"] == f"{name} (per-image oracle)"), None)
+            curve = [r for r in sub if r["kind"] == "calib_size" and r["variant"].startswith(f"{name} @ ")]
+            label = f"{name}, {setting[0]} | {setting[1]} | {setting[2]}"
+            if fixed and orc:
+                f, o = fixed["bd_feature_psnr"], orc["bd_feature_psnr"]
+                share = f"; the fixed order reaches {f / o:.0%} of the oracle's saving" if f is not None and o not in (None, 0) else ""
+                out.append(f"{label}: fixed {fmt_bd(f)} vs per-image oracle {fmt_bd(o)} (feature PSNR){share}; "
+                           f"task: fixed {fmt_bd(fixed['bd_task'])}, oracle {fmt_bd(orc['bd_task'])}")
+            if curve:
+                out.append(f"calibration-size curve ({name}): " + ", ".join(f"k={r['k']}: {fmt_bd(r['bd_feature_psnr'])}" for r in curve))
+    return out

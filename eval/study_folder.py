@@ -12,8 +12,8 @@
       orders/NAME.json         each order with its provenance (NAME made filesystem-safe)
       orders/NAME.distance.npy the calibration distance matrix a learned order was solved on
       figures/                 BD-rate bars, channel mosaics, similarity heat maps
-      bitstreams/KEY.bin       every bitstream (with --keep-bitstreams)
-      config.toml              every option's final value: ``--from OUT/config.toml`` runs the study again
+      bitstreams/KEY.bin       every bitstream (with run.keep_bitstreams)
+      config.toml              the run's typed configuration: ``--from OUT/config.toml`` runs it again
       mpeg_per_qp.csv          one row per order x QP in CompressAI-Vision's CTTC column order
       .study.lock              held while a study runs in the folder (one study per folder)
 

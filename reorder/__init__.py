@@ -27,7 +27,7 @@ from .orderers import (
     make_orderer,
 )
 from .permutation import Permutation, PermutationError, validate_order
-from .similarity import METRICS, NORMALIZATIONS, SimilarityAccumulator, distance_matrix
+from .similarity import SIMILARITY_METRICS, NORMALIZATIONS, SimilarityAccumulator, distance_matrix
 from .tsp import (
     SOLVERS,
     TSP_SOLVERS,
@@ -43,7 +43,7 @@ __all__ = [
     "ORDER_NAMES", "ORDERERS", "BaseOrderer", "ClusterOrder", "FixedOrder", "IdentityOrder", "RandomOrder",
     "SortOrder", "SpectralOrder", "TSPOrder", "RefCostOrder", "make_orderer",
     "Permutation", "PermutationError", "validate_order",
-    "METRICS", "NORMALIZATIONS", "SimilarityAccumulator", "distance_matrix",
+    "SIMILARITY_METRICS", "NORMALIZATIONS", "SimilarityAccumulator", "distance_matrix",
     "SOLVERS", "TSP_SOLVERS", "PathResult", "SolverUnavailableError", "available_solvers", "canonical_solver",
     "path_cost", "solve_path",
 ]

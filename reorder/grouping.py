@@ -124,7 +124,7 @@ def order_from_groups(groups: Sequence[Sequence[int]], n_channels: int, rest: st
         head = ", ".join(map(str, missing[:8])) + (", ..." if len(missing) > 8 else "")
         raise GroupingError(
             f"{source}: {len(missing)} of {n_channels} channels are in no group ({head}); "
-            "add them to a group or let them be appended (rest='append' / --rest append)"
+            "add them to a group or let them be appended (rest='append')"
         )
     order.extend(missing)
     return validate_order(np.asarray(order, dtype=np.int64), n_channels, source=source)  # a bijection by construction

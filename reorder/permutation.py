@@ -6,7 +6,7 @@ channels (axis -3) and ``np.argsort(order)`` undoes it.
 
 Orders are saved as JSON (``{"format": "fcm-channel-order", "version": 1,
 "n_channels": C, "order": [...], "provenance": {...}}``) so that a learned order
-carries how it was made: model, layer, metric, normalisation, solver, tour cost,
+carries how it was made: model, layer, metric, normalization, solver, tour cost,
 calibration set digest and package version. :meth:`Permutation.load` also reads a
 bare JSON list or a text file of integers (a hand-made order) and validates every
 file: a wrong order silently scrambles features, so every problem is an error that

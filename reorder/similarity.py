@@ -17,7 +17,7 @@ for the image's channels as rows), about a second per 256-channel 200x272 image.
 SSIM needs windowed cross moments for every channel pair, computed in blocks with
 box filters in torch: C**2/2 pairs times the pixels, hence the ``downsample`` factor.
 
-How channels are normalised before comparison is a choice (it changes which
+How channels are normalized before comparison is a choice (it changes which
 channels look alike): ``none``; ``minmax`` (each channel of each image to [0, 1]);
 ``zscore`` (zero mean, unit variance per channel per image); ``quantized`` (the
 integer codes of a quantizer passed in: any object with ``quantize(x)``, e.g. a
@@ -30,7 +30,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-METRICS = ("mse", "correlation", "cosine", "ssim")
+SIMILARITY_METRICS = ("mse", "correlation", "cosine", "ssim")
 NORMALIZATIONS = ("none", "minmax", "zscore", "quantized")
 
 SSIM_WINDOW = 7
@@ -86,7 +86,7 @@ def downsample_features(x: np.ndarray, factor: int) -> np.ndarray:
 
 
 def normalize_channels(x: np.ndarray, normalization: str, quantizer: Any = None) -> np.ndarray:
-    """Per-channel normalisation of one image [C, H, W] before comparison; returns float64.
+    """Per-channel normalization of one image [C, H, W] before comparison; returns float64.
 
     Constant channels become all zeros under ``minmax`` and ``zscore``.
     """
@@ -187,21 +187,21 @@ def ssim_matrix(x: np.ndarray, data_range: float, window: int = SSIM_WINDOW, blo
 class SimilarityAccumulator:
     """Streaming per-image channel statistics: ``update(x)`` once per image, then ``distance()``.
 
-    Every metric is computed for each image on its normalised channels and averaged
+    Every metric is computed for each image on its normalized channels and averaged
     over images (each image weighs the same): that is the similarity a codec sees
     when it codes one image's channels as consecutive frames.
 
-    Parameters: ``metric`` in :data:`METRICS`; ``normalization`` in :data:`NORMALIZATIONS`;
+    Parameters: ``metric`` in :data:`SIMILARITY_METRICS`; ``normalization`` in :data:`NORMALIZATIONS`;
     ``quantizer`` (object with ``quantize``; needed for ``quantized``); ``downsample``
     (integer average-pooling factor applied first, for speed); ``data_range`` for SSIM
     (default: ``2**bits - 1`` of the quantizer for ``quantized``, 1 for ``minmax``,
-    otherwise the value range of each image's normalised features); ``device`` for the
+    otherwise the value range of each image's normalized features); ``device`` for the
     torch SSIM computation.
     """
 
     def __init__(self, metric: str = "correlation", normalization: str = "none", quantizer: Any = None,
                  downsample: int = 1, data_range: float | None = None, device: str | None = None):
-        self.metric = check_choice(metric, METRICS, "metric")
+        self.metric = check_choice(metric, SIMILARITY_METRICS, "metric")
         self.normalization = check_choice(normalization, NORMALIZATIONS, "normalization")
         if self.normalization == "quantized" and (quantizer is None or not hasattr(quantizer, "quantize")):
             raise ValueError("normalization='quantized' needs quantizer=<object with .quantize(x)>")
@@ -226,7 +226,7 @@ class SimilarityAccumulator:
         return span if span > 0 else 1.0
 
     def image_matrix(self, y: np.ndarray) -> np.ndarray:
-        """The per-image matrix for normalised features ``y`` [C, H, W]: MSE or a similarity (r, cos, SSIM)."""
+        """The per-image matrix for normalized features ``y`` [C, H, W]: MSE or a similarity (r, cos, SSIM)."""
         C = y.shape[0]
         if self.metric == "ssim":
             return ssim_matrix(y, self._ssim_range(y), device=self.device)

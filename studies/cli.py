@@ -69,7 +69,7 @@ def _add(container, f, tp, default) -> None:
 
     meta = f.metadata
     help_text = (meta.get("help") or "").replace("%", "%%").replace("%%%%", "%%")
-    if default is not None and default != [] and default != {}:
+    if default is not None and default is not MISSING and default != [] and default != {}:
         help_text += f" (default: {_default_text(default)})"
     names = [n for n in (meta.get("short"), flag_of(f)) if n]
     kwargs: dict[str, Any] = {"help": help_text, "default": argparse.SUPPRESS, "metavar": meta.get("metavar")}
@@ -86,6 +86,8 @@ def _add(container, f, tp, default) -> None:
             kwargs["nargs"] = "*" if meta.get("optional_list") else "+"
     if meta.get("choices") and base is not bool:
         kwargs["choices"] = list(meta["choices"])
+    if default is MISSING and not meta.get("positional"):
+        kwargs["required"] = True
     if meta.get("positional"):
         kwargs.pop("default")
         container.add_argument(f.name, **{k: v for k, v in kwargs.items() if k != "metavar"}, metavar=meta.get("metavar"))
@@ -148,11 +150,12 @@ def _known_errors() -> tuple[type, ...]:
     from codec.errors import CodecError
     from eval.errors import FeatureError, ImageReadError, RDCurveError, WeightsNotFoundError
     from eval.pipeline.cluster import SchedulerError
+    from eval.pipeline.faults import ResourceError
     from eval.pipeline.store import StoreError
     from reorder.permutation import PermutationError
 
     return (PermutationError, ImageReadError, FeatureError, RDCurveError, WeightsNotFoundError, CodecError,
-            SchedulerError, StoreError, FileNotFoundError, NotADirectoryError, ValueError, ImportError)
+            SchedulerError, StoreError, ResourceError, FileNotFoundError, NotADirectoryError, ValueError, ImportError)
 
 
 class Terminated(KeyboardInterrupt):
@@ -199,6 +202,16 @@ def friendly_errors(flags: dict[str, str] | None = None):
     except KeyboardInterrupt:
         print("\ninterrupted: finished cells are stored; run the same command again to resume", file=sys.stderr)
         raise SystemExit(130)
+    except OSError as exc:
+        from eval.pipeline.faults import resource_fault
+
+        fault = resource_fault(exc)
+        if fault is None and not isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+            raise
+        message = f"cannot write: {fault}; finished cells are stored; free space (or fix the permission) and run " \
+                  "the same command again" if fault else str(exc)
+        print(f"error: {' '.join(message.split())}", file=sys.stderr)
+        raise SystemExit(2)
     except _known_errors() as exc:
         if isinstance(exc, ConfigError) and flags is not None:
             name = "--from" if exc.parameter == "from" else flags.get(exc.parameter, exc.parameter)

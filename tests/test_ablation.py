@@ -36,7 +36,7 @@ def test_coding_settings_is_the_cross_product_and_checks_packings():
 
 def test_calibration_sizes_must_fit_the_split(tmp_path):
     calib = FeatureSet([FeatureRef(f"c{i}", f"k{i}", str(tmp_path / f"{i}.npy"), {"pixels": 1}) for i in range(3)])
-    with pytest.raises(ValueError, match="--calib-sizes 4: there are 3 calibration images"):
+    with pytest.raises(ValueError, match="calib_sizes 4: there are 3 calibration images"):
         ab.learn_calibration_size_orders(["identity"], calib, [4], OrderFolder(tmp_path), {})
 
 

@@ -442,7 +442,7 @@ def test_unreachable_scheduler_fails_fast_and_keeps_results(tmp_path, store_with
     job = fake_job(tmp_path / "x.npy")
     with ResultStore(store_with_result) as store, pytest.raises(SchedulerError) as info:
         run_grid([job], store, scheduler="tcp://127.0.0.1:1", scheduler_timeout=1.5, progress=False, fn=run_job)
-    assert_actionable(info.value, "tcp://127.0.0.1:1", "cannot reach Dask scheduler", "refused", "--scheduler")
+    assert_actionable(info.value, "tcp://127.0.0.1:1", "cannot reach Dask scheduler", "refused", "scheduler address")
     assert stored(store_with_result) == before
 
 

@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from studies import bench_order_cost
+from eval.experiments import bench_order_cost
+from studies import bench_order_cost as bench_order_cost_cli
 
 
 def test_spearman_helper():
@@ -16,7 +17,7 @@ def test_spearman_helper():
 def test_tiny_run_scores_every_order_and_refines(tmp_path):
     out = tmp_path / "boc"
     n_random, swaps = 6, [1, 8]
-    rc = bench_order_cost.main([
+    rc = bench_order_cost_cli.main([
         "--limit", "1", "--model-arg", "short_side=128", "--cache-dir", str(tmp_path / "cache"), "--qps", "37",
         "--images-coded", "1", "--n-random", str(n_random), "--swaps", *map(str, swaps), "--time-budget", "3",
         "--refine-encodes", "2", "--workers", "2", "--quiet", "--out", str(out)])

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from eval.experiments.bench_pipeline import stage_split
 from studies import bench_pipeline
 
 
@@ -11,13 +12,13 @@ def test_stage_split_shares_add_up_and_other_is_the_remainder():
     rows = [{"status": "ok", "encode_seconds": 3.0, "decode_seconds": 0.5, "tail_seconds": 1.0, "cell_seconds": 5.0},
             {"status": "ok", "encode_seconds": 1.0, "decode_seconds": 0.5, "tail_seconds": 1.0, "cell_seconds": 3.0},
             {"status": "error", "error": "x"}]
-    split = bench_pipeline.stage_split(rows)
+    split = stage_split(rows)
     assert split["cells"] == 2 and split["total"] == pytest.approx(8.0)
     assert split["seconds"] == pytest.approx({"encode": 4.0, "decode": 1.0, "tail": 2.0, "other": 1.0})
     assert sum(split["share"].values()) == pytest.approx(1.0)
     assert split["non_codec_share"] == pytest.approx(3.0 / 8.0)
     with pytest.raises(ValueError, match="no finished cell"):
-        bench_pipeline.stage_split([{"status": "error"}])
+        stage_split([{"status": "error"}])
 
 
 @pytest.mark.slow

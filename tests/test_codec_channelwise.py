@@ -1,4 +1,4 @@
-"""Per-channel normalised quantizer (codec.normalize, registered as "channel").
+"""Per-channel normalized quantizer (codec.normalize, registered as "channel").
 
 codec.normalize is imported inside the tests only: it joins QUANTIZERS on first use, and the
 curve tests and the tuner iterate QUANTIZERS.names() at collection/import.

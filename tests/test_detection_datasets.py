@@ -134,7 +134,7 @@ def test_openimages_errors_name_the_problem(oid_files, tmp_path):
     pixels = tmp_path / "pixels.csv"
     _write_csv(pixels, ["ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax", "IsGroupOf"],
                [["img_b", "/m/dog", "10", "50", "20", "60", "0"]])
-    with pytest.raises(DetectionDatasetError, match="not normalised"):
+    with pytest.raises(DetectionDatasetError, match="not normalized"):
         openimages_vcm(pixels, images)
     missing = tmp_path / "missing.csv"
     _write_csv(missing, ["ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax"], [["img_z", "/m/dog", "0", "1", "0", "1"]])

@@ -137,5 +137,5 @@ def test_other_photos_are_a_second_disjoint_test_set():
         assert img.ndim == 3 and img.shape[2] == 3 and min(img.shape[:2]) >= 400
     with pytest.raises(ValueError, match="unknown bundled image set 'nope'"):
         choose_splits(test="bundled:nope")
-    with pytest.raises(ValueError, match="--calib needs --test"):
+    with pytest.raises(ValueError, match="calib needs test"):
         choose_splits(calib="bundled:default-calib")

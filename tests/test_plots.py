@@ -45,7 +45,7 @@ def panel_titles(fig):
 # ---------------------------------------------------------------- mosaic layout
 
 
-def test_mosaic_tile_k_is_normalised_channel_order_k():
+def test_mosaic_tile_k_is_normalized_channel_order_k():
     x = features(c=7, h=3, w=4)
     order = np.array([3, 0, 6, 1, 5, 2, 4])
     sep = 2
@@ -61,7 +61,7 @@ def test_mosaic_tile_k_is_normalised_channel_order_k():
     assert np.isfinite(tiled).sum() == 7 * 3 * 4
 
 
-def test_mosaic_global_normalisation_keeps_relative_magnitudes():
+def test_mosaic_global_normalization_keeps_relative_magnitudes():
     x = features(c=4, h=2, w=2) + np.arange(4)[:, None, None] * 10
     tiled = P.mosaic_array(x, None, cols=4, normalize="global", sep=0)
     lo, hi = x.min(), x.max()

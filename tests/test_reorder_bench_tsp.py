@@ -4,6 +4,8 @@ import csv
 
 import numpy as np
 
+from eval.experiments import bench_tsp as bench_tsp_lib
+from eval.experiments.bench_tsp import BenchTspConfig
 from studies import bench_tsp
 
 
@@ -29,8 +31,8 @@ def test_feature_folder_source(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(2):
         np.save(tmp_path / f"f{i}.npy", rng.random((20, 9, 9)).astype(np.float32))
-    rows = bench_tsp.run(bench_tsp.build_parser().parse_args(
-        ["--sizes", "16", "40", "--source", "features", "--features", str(tmp_path), "--solvers", "two_opt"]))
+    rows = bench_tsp_lib.bench_tsp(BenchTspConfig(sizes=[16, 40], source="features", features=str(tmp_path),
+                                                  solvers=["two_opt"])).rows
     assert [(r["matrix"], r["n"]) for r in rows] == [("features-correlation", 16)]  # 40 > 20 channels: skipped
 
 
@@ -59,7 +61,7 @@ def test_python_tsp_solvers_run_within_their_hard_budget(tmp_path, capsys):
 def test_budget_overrun_of_a_hard_limited_solver_stops_the_bench():
     import pytest
 
-    bench_tsp.check_budget("python_tsp_lin_kernighan", 1.5, 1.0)  # within the margin
-    bench_tsp.check_budget("lkh", 100.0, 1.0)  # soft limits are only noted in the table
+    bench_tsp_lib.check_budget("python_tsp_lin_kernighan", 1.5, 1.0)  # within the margin
+    bench_tsp_lib.check_budget("lkh", 100.0, 1.0)  # soft limits are only noted in the table
     with pytest.raises(RuntimeError, match="past its hard budget"):
-        bench_tsp.check_budget("python_tsp_lin_kernighan", 1.0 + bench_tsp.HARD_LIMIT_MARGIN + 0.01, 1.0)
+        bench_tsp_lib.check_budget("python_tsp_lin_kernighan", 1.0 + bench_tsp_lib.HARD_LIMIT_MARGIN + 0.01, 1.0)

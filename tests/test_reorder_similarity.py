@@ -1,4 +1,4 @@
-"""Streaming channel distances equal a direct batch computation; SSIM; normalisation; bad input."""
+"""Streaming channel distances equal a direct batch computation; SSIM; normalization; bad input."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 from skimage.metrics import structural_similarity
 
 from reorder.similarity import (
-    METRICS,
+    SIMILARITY_METRICS,
     SimilarityAccumulator,
     distance_matrix,
     downsample_features,
@@ -84,7 +84,7 @@ def test_ssim_matches_scikit_image_per_pair_and_self_is_one():
     assert np.all(np.diag(D) == 0) and D.min() >= 0
 
 
-@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("metric", SIMILARITY_METRICS)
 def test_identical_channels_have_zero_distance(metric):
     rng = np.random.default_rng(1)
     x = rng.random((4, 12, 12))

@@ -113,7 +113,7 @@ def test_overlapping_splits_are_an_error_naming_the_images(two_folders):
     with pytest.raises(SplitOverlapError) as info:
         choose_splits(calib=str(calib), test=str(test))
     message = str(info.value)
-    assert "\n" not in message and "renamed" in message and shared in message and "--allow-overlap" in message
+    assert "\n" not in message and "renamed" in message and shared in message and "allow_overlap" in message
 
 
 def test_overlap_allowed_explicitly(two_folders):
@@ -136,7 +136,7 @@ def test_overlap_is_a_one_line_error_on_the_command_line(two_folders, tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     last = [ln for ln in proc.stderr.splitlines() if ln.strip()][-1]
-    assert last.startswith("error: ") and "renamed" in last and "--allow-overlap" in last
+    assert last.startswith("error: ") and "renamed" in last and "allow_overlap" in last
 
 
 # ----------------------------------------------------------------------------------------- curve overlap warning

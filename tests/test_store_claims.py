@@ -71,7 +71,7 @@ def test_a_folder_held_by_another_process_is_refused_at_once(tmp_path):
         assert time.monotonic() - t0 < 5
         assert str(info.value) == (f"another study (pid {holder.pid} on {socket.gethostname()}, since "
                                    f"{StudyLock(tmp_path).owner()['started']}) is running in {tmp_path}; "
-                                   "wait for it or use another --out")
+                                   "wait for it or use another output folder (out)")
         assert isinstance(info.value, StoreError)  # studies print it as one line and exit 2
         calls = []
         with ResultStore(tmp_path / "results.sqlite") as store:
@@ -116,7 +116,7 @@ def test_second_study_on_the_same_out_is_refused_and_no_cell_is_coded_twice(tmp_
         assert second.returncode == 2, second.stderr[-2000:]
         last = second.stderr.strip().splitlines()[-1]
         assert re.fullmatch(rf"error: another study \(pid {first.pid} on \S+, since [-0-9: ]+\) is running in "
-                            rf"{re.escape(str(tmp_path / 'out'))}; wait for it or use another --out", last), last
+                            rf"{re.escape(str(tmp_path / 'out'))}; wait for it or use another output folder \(out\)", last), last
         assert first.wait(timeout=400) == 0, (tmp_path / "first.log").read_text()[-2000:]
     finally:
         stop(first)

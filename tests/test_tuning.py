@@ -49,14 +49,14 @@ def test_suggest_covers_every_curve_and_both_depths():
     assert {n for n, _ in seen} == set(tuning.CURVES) and {b for _, b in seen} == {8, 10}
 
 
-def test_joint_space_samples_channel_normalisations_and_orders():
-    """With both normalisations, trials build per-channel quantizers with every statistic; fitted, they code exactly."""
+def test_joint_space_samples_quantizer_scopes_and_orders():
+    """With both quantizer scopes, trials build per-channel quantizers with every statistic; fitted, they code exactly."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     X = [np.random.default_rng(i).gamma(0.5, 1.0 + np.arange(6)[:, None, None], (6, 8, 8)).astype(np.float32) for i in range(2)]
     seen, fitted = set(), []
     for _ in range(40):
         trial = study.ask()
-        name, kwargs = tuning.suggest_quantizer(trial, tuning.NORMALISATIONS)
+        name, kwargs = tuning.suggest_quantizer(trial, tuning.QUANTIZER_SCOPES)
         seen.add((name, kwargs.get("stat"), kwargs.get("center")))
         if name == "channel":
             assert kwargs["curve"] == trial.params["curve"] and kwargs["stat"] in tuning.STATS
@@ -101,12 +101,12 @@ def test_worst_objective_tunes_order_and_matches_qps(monkeypatch):
         return Curve(setup={}, qp=list(qps), bpp=bpp_f, feature_psnr=f, task=f), type("S", (), dict(finished=4, skipped=0, failed=0, gave_up=0))()
 
     monkeypatch.setattr(quantizer_runs, "grid_probe", fake_probe)
-    monkeypatch.setattr(tuning, "code_curve", fake_code)
+    monkeypatch.setattr(tuning.objective, "code_curve", fake_code)
 
     class Ctx:
         fit = [np.random.default_rng(0).random((4, 8, 8), dtype=np.float32)]
         objective, method, min_overlap, max_task_loss = "worst", "pchip", 0.5, None
-        normalisations, match_qps, qp_range, order_name, order = ("global",), True, (0, 63), "identity", np.arange(4)
+        scopes, match_qps, qp_range, order_name, order = ("global",), True, (0, 63), "identity", np.arange(4)
         order_choices = {"tsp-x": np.array([3, 2, 1, 0])}
         val = references = task = model = codec = store = packing = bitstream_dir = scheduler = None
         extra, workers, max_attempts, progress = {}, 1, 1, False
@@ -135,7 +135,7 @@ def test_split_calibration_is_reproducible_and_disjoint():
     fit, val = tuning.split_calibration(samples, 3, seed=0)
     assert len(fit) == 4 and len(val) == 3 and not {s.id for s in fit} & {s.id for s in val}
     assert [s.id for s in tuning.split_calibration(samples, 3, seed=0)[1]] == [s.id for s in val]
-    with pytest.raises(ValueError, match="--n-val 7"):
+    with pytest.raises(ValueError, match="n_val=7"):
         tuning.split_calibration(samples, 7)
     with pytest.raises(ValueError, match="at least 2 calibration images"):
         tuning.split_calibration(samples[:1], 1)
@@ -167,12 +167,12 @@ def test_objective_fails_a_trial_with_too_little_overlap(monkeypatch, tmp_path):
     class Summary:
         finished, skipped, failed, gave_up = 4, 0, 0, 0
 
-    monkeypatch.setattr(tuning, "code_curve", lambda ctx, q, label, *order: (fake["curve"], Summary()))
+    monkeypatch.setattr(tuning.objective, "code_curve", lambda ctx, q, label, *order: (fake["curve"], Summary()))
 
     class Ctx:
         fit = [np.random.default_rng(0).random((4, 8, 8), dtype=np.float32)]
         objective, method, min_overlap, max_task_loss = "feature_psnr", "pchip", 0.5, None
-        normalisations, order_choices, match_qps, order_name, order = ("global",), None, False, "identity", None
+        scopes, order_choices, match_qps, order_name, order = ("global",), None, False, "identity", None
 
     objective = tuning.QuantizerObjective(Ctx(), anchor)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
@@ -196,12 +196,12 @@ def test_task_constraint_excludes_trials_that_lose_task_fidelity(monkeypatch, tm
     class Summary:
         finished, skipped, failed, gave_up = 4, 0, 0, 0
 
-    monkeypatch.setattr(tuning, "code_curve", lambda ctx, q, label, *order: (next(outcomes), Summary()))
+    monkeypatch.setattr(tuning.objective, "code_curve", lambda ctx, q, label, *order: (next(outcomes), Summary()))
 
     class Ctx:
         fit = [np.random.default_rng(0).random((4, 8, 8), dtype=np.float32)]
         objective, method, min_overlap, max_task_loss = "feature_psnr", "pchip", 0.5, 0.0
-        normalisations, order_choices, match_qps, order_name, order = ("global",), None, False, "identity", None
+        scopes, order_choices, match_qps, order_name, order = ("global",), None, False, "identity", None
 
     study, _ = tuning.open_study(f"sqlite:///{tmp_path / 'o.sqlite'}", "s", seed=0, digest="d", constrained=True)
     study.optimize(tuning.QuantizerObjective(Ctx(), anchor), n_trials=2, catch=(tuning.TrialFailed,))
@@ -256,7 +256,7 @@ def tiny(tmp_path, n_trials, *extra):
         "--limit", "2", "--n-val", "1", "--workers", "1", "--quiet", "--qps", "32", "37", "42", "47",
         "--n-trials", str(n_trials), "--startup-trials", "2",
         # the quantizer-only tuning: one 96 px validation image has too few windows for a monotone task curve
-        "--objective", "feature_psnr", "--normalisations", "global", "--no-match-qps", *extra,
+        "--objective", "feature_psnr", "--quantizer-scopes", "global", "--no-match-qps", *extra,
     ]
 
 

@@ -10,7 +10,7 @@ curves are rebuilt from the drawn images' rows with exactly the aggregation of
 pixels; feature PSNR = mean over images; the task score = the task metric's ``aggregate`` over
 the drawn per-image statistics; an image drawn twice counts twice), and each order's BD-rate
 against the anchor is computed with :func:`~eval.analysis.curves.bd_between` and the study's
-``--bd-method``. The interval is the 2.5 and 97.5 percentiles of the replicates' BD-rates
+``bd_method``. The interval is the 2.5 and 97.5 percentiles of the replicates' BD-rates
 (``level`` = 0.95). A replicate whose BD-rate is not computable (e.g. a resampled curve that is
 not monotone) is counted in ``failed`` and left out of the percentiles.
 
@@ -38,9 +38,7 @@ import numpy as np
 
 from eval.analysis import curves as C
 
-__all__ = ["Bootstrap", "paired_bootstrap", "percentile_interval", "METRICS"]
-
-METRICS = ("feature_psnr", "task")
+__all__ = ["Bootstrap", "paired_bootstrap", "percentile_interval"]
 
 
 def percentile_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float] | None:
@@ -133,7 +131,7 @@ def paired_bootstrap(rows: Iterable[dict], task=None, images: Iterable[str] | No
     anchors = {match(c["setup"]): key for key, c in curves.items() if c["setup"].get("order") == anchor}
     pairs = [(key, anchors[match(c["setup"])]) for key, c in curves.items() if match(c["setup"]) in anchors]
     for key, _ in pairs:
-        result.values[key] = {m: np.full(int(replicates), np.nan) for m in METRICS}
+        result.values[key] = {m: np.full(int(replicates), np.nan) for m in C.QUALITY_METRICS}
 
     rng = np.random.default_rng(seed)
     for b in range(int(replicates)):
@@ -160,7 +158,7 @@ def paired_bootstrap(rows: Iterable[dict], task=None, images: Iterable[str] | No
             return rebuilt[key]
 
         for key, ref in pairs:
-            for m in METRICS:
+            for m in C.QUALITY_METRICS:
                 v = C.bd_between(curve(ref), curve(key), m, method, match_qps=match_qps)
                 if v is not None:
                     result.values[key][m][b] = v

@@ -125,7 +125,7 @@ def parse_configs(texts: Iterable[str], default_packing: str = "temporal") -> li
         seen[cfg.key] = cfg.label
         configs.append(cfg)
     if not configs:
-        raise ValueError("no codec configurations given; list at least one, e.g. --codecs vvenc x265")
+        raise ValueError("no codec configurations given; list at least one, e.g. codecs = [\"vvenc\", \"x265\"]")
     return configs
 
 
@@ -192,7 +192,7 @@ def choose_reference(table: Sequence[dict], requested: str | None = None, prefer
         hit = find(requested)
         if hit is None:
             raise ValueError(
-                f"--reference {requested!r} is not one of the configured codecs ({', '.join(t['config'] for t in table)}); "
+                f"reference {requested!r} is not one of the configured codecs ({', '.join(t['config'] for t in table)}); "
                 "name one of them"
             )
         return hit["config"]

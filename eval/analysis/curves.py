@@ -26,11 +26,13 @@ from eval.analysis.tables import fmt, text_table
 from eval.errors import RDCurveError
 
 __all__ = ["Curve", "build_curves", "bd_between", "curve_overlap", "bd_table", "format_table", "SETUP_COLUMNS",
-           "MATCH_COLUMNS", "MIN_OVERLAP", "group_rows", "aggregate_point", "task_stats", "row_bits", "per_image_bd"]
+           "MATCH_COLUMNS", "MIN_OVERLAP", "QUALITY_METRICS", "group_rows", "aggregate_point", "task_stats", "row_bits", "per_image_bd"]
 
 SETUP_COLUMNS = ("order", "quantizer", "packing", "codec")
 MATCH_COLUMNS = ("quantizer", "packing", "codec")  # an order is compared with the anchor coded the same way
 MIN_OVERLAP = 0.8  # below this share of the anchor's quality range a BD-rate gets a warning
+#: the quality axes of an RD curve, each with its own BD-rate: feature PSNR and the task score
+QUALITY_METRICS = ("feature_psnr", "task")
 
 
 @dataclass
@@ -149,7 +151,7 @@ def bd_between(anchor: Curve | None, test: Curve | None, metric: str = "feature_
     """BD-rate (%) of curve ``test`` against curve ``anchor`` on ``metric`` (``feature_psnr`` or ``task``).
 
     The package's one curve-against-curve BD-rate: every table (study report, ablation,
-    codec benchmark, tuning objective) calls it with the study's ``--bd-method``.
+    codec benchmark, tuning objective) calls it with the study's ``bd_method``.
     ``match_qps`` keeps only the QPs both curves have (same codec, different orders); without
     it the curves are compared over their common quality range whatever their QPs (codecs
     with different QP scales). ``None`` when either curve lacks points or the BD-rate is not
@@ -194,7 +196,7 @@ def bd_table(curves: Sequence[Curve], anchor: str = "identity", method: str = "p
         else:
             entry["bd_feature_psnr"] = bd_between(ref, c, "feature_psnr", method, match_qps=match_qps, notes=notes)
             entry["bd_task"] = bd_between(ref, c, "task", method, match_qps=match_qps, notes=notes)
-            for m in ("feature_psnr", "task"):
+            for m in QUALITY_METRICS:
                 entry[f"overlap_{m}"] = curve_overlap(ref, c, m) if getattr(ref, m) and getattr(c, m) else None
         entry["bpp"] = dict(zip(c.qp, c.bpp))
         entry["feature_psnr"] = dict(zip(c.qp, c.feature_psnr))

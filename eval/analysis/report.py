@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from eval.analysis.bootstrap import paired_bootstrap
-from eval.analysis.curves import (MATCH_COLUMNS, MIN_OVERLAP, SETUP_COLUMNS, bd_table, build_curves, format_table,
+from eval.analysis.curves import (MATCH_COLUMNS, MIN_OVERLAP, QUALITY_METRICS, SETUP_COLUMNS, bd_table, build_curves, format_table,
                                   overlap_warnings, per_image_bd)
 
 __all__ = ["Report"]
@@ -63,7 +63,7 @@ class Report:
                                     match_columns=match_columns, match_qps=match_qps)
             for t in table:
                 key = tuple(t.get(c) for c in setup_columns)
-                for m in ("feature_psnr", "task"):
+                for m in QUALITY_METRICS:
                     t[f"bd_{m}_ci"] = boot.interval(key, m) if t[f"bd_{m}"] is not None else None
                     failed = boot.failed(key, m) if key in boot.values and t[f"bd_{m}"] is not None else 0
                     t[f"bd_{m}_failed"] = failed
@@ -81,7 +81,7 @@ class Report:
         out = {}
         for t in self.table:
             entry = {}
-            for m in ("feature_psnr", "task"):
+            for m in QUALITY_METRICS:
                 entry[m] = t[f"bd_{m}"]
                 if self.bootstrap is not None:
                     ci = t.get(f"bd_{m}_ci")
@@ -91,7 +91,7 @@ class Report:
 
     def overlaps(self) -> dict:
         """``{order: {"feature_psnr": share, "task": share}}``: how much of the anchor's quality range each curve covers."""
-        return {t["order"]: {m: t.get(f"overlap_{m}") for m in ("feature_psnr", "task")} for t in self.table}
+        return {t["order"]: {m: t.get(f"overlap_{m}") for m in QUALITY_METRICS} for t in self.table}
 
     def format(self) -> str:
         return format_table(self.table, task_name=self.task_name)
@@ -102,7 +102,7 @@ class Report:
         boot = None
         if self.bootstrap is not None:
             boot = dict(self.bootstrap.describe(), failed={
-                t["order"]: {m: t.get(f"bd_{m}_failed", 0) for m in ("feature_psnr", "task")} for t in self.table})
+                t["order"]: {m: t.get(f"bd_{m}_failed", 0) for m in QUALITY_METRICS} for t in self.table})
         return {
             "anchor": self.anchor,
             "bd_rate": self.bd_rates(),

@@ -28,7 +28,7 @@ def check_overlap(calib, test, allow: bool = False) -> list[tuple[str, str]]:
         more = f" and {len(pairs) - 5} more" if len(pairs) > 5 else ""
         raise SplitOverlapError(
             f"{len(pairs)} test image(s) are also in the calibration split (same content): {shown}{more}; "
-            "use disjoint images or pass --allow-overlap to measure on them anyway")
+            "use disjoint images or set allow_overlap to measure on them anyway")
     return pairs
 
 
@@ -41,7 +41,7 @@ def _dataset(spec: str):
         return detection.coco_json(parts[0], parts[1])
     if kind == "openimages" and len(parts) in (2, 3):
         return detection.openimages_vcm(parts[0], parts[1], *(parts[2:]))
-    raise ValueError(f"--dataset {spec!r}: expected coco:ANNOTATIONS.json:IMAGE_DIR or openimages:BOXES.csv:IMAGE_DIR[:LABELS.csv]")
+    raise ValueError(f"dataset {spec!r}: expected coco:ANNOTATIONS.json:IMAGE_DIR or openimages:BOXES.csv:IMAGE_DIR[:LABELS.csv]")
 
 
 def choose_splits(dataset: str | None = None, calib: str | None = None, test: str | None = None,
@@ -67,14 +67,14 @@ def choose_splits(dataset: str | None = None, calib: str | None = None, test: st
             calib_samples, test_samples = test_samples[:n], test_samples[n:]
     elif calib or test:
         if not test:
-            raise ValueError("--calib needs --test: give a test folder too, or one --images folder to split")
+            raise ValueError("calib needs test: give a test folder too, or one images folder to split")
         # --test alone keeps the embedded default calibration photos
         calib_samples = photos.image_set(calib) if calib else photos.bundled_set("default-calib")
         test_samples = photos.image_set(test)
     elif images:
         samples = photos.image_folder(images)
         if len(samples) < 2:
-            raise ValueError(f"--images {images}: need at least 2 images (calibration and test), found {len(samples)}")
+            raise ValueError(f"images {images}: need at least 2 images (calibration and test), found {len(samples)}")
         n = n_calib or max(1, len(samples) // 2)
         calib_samples, test_samples = photos.split(samples, n_calib=n, seed=0)
     else:

@@ -2,7 +2,7 @@
 
 * :func:`coco_json` reads a COCO instances JSON (e.g. ``instances_val2017.json``);
 * :func:`openimages_vcm` reads Open Images style CSVs as used by the MPEG VCM/FCM OpenImages subsets
-  (boxes with normalised coordinates and ``IsGroupOf``, optional verified image-level labels).
+  (boxes with normalized coordinates and ``IsGroupOf``, optional verified image-level labels).
 
 Every annotation is a JSON-serialisable dict understood by :mod:`eval.tasks.detection`::
 
@@ -157,7 +157,7 @@ def openimages_vcm(detection_csv: str | os.PathLike, image_dir: str | os.PathLik
                    label_map: Mapping[str, int] | str | os.PathLike | None = None) -> list[Sample]:
     """Samples of Open Images style CSVs (the MPEG VCM/FCM OpenImages subsets).
 
-    ``detection_csv``: ImageID, LabelName, XMin, XMax, YMin, YMax (normalised to [0, 1]), IsGroupOf.
+    ``detection_csv``: ImageID, LabelName, XMin, XMax, YMin, YMax (normalized to [0, 1]), IsGroupOf.
     ``labels_csv``: ImageID, LabelName, Confidence (1 = verified present, 0 = verified absent); with it the
     Open Images metric ignores detections of classes not verified in an image. Images are those named in
     either file, found as ``image_dir/<ImageID>.jpg`` (or .jpeg/.png); boxes are scaled to pixels with the
@@ -190,7 +190,7 @@ def openimages_vcm(detection_csv: str | os.PathLike, image_dir: str | os.PathLik
                                             f"{[r[k] for k in ('XMin', 'XMax', 'YMin', 'YMax')]}") from None
             if not all(-0.01 <= c <= 1.01 for c in coords):
                 raise DetectionDatasetError(f"detection CSV {detection_csv} row {n + 2}: coordinates {coords} are "
-                                            "not normalised to [0, 1]; this reader expects Open Images CSVs")
+                                            "not normalized to [0, 1]; this reader expects Open Images CSVs")
             boxes_by_id[r["ImageID"]].append((coords, r["LabelName"], _truthy(r.get("IsGroupOf", "0"))))
     pos: dict[str, set] = {i: set() for i in ids}
     neg: dict[str, set] = {i: set() for i in ids}

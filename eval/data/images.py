@@ -97,7 +97,7 @@ OTHER_PHOTOS = (("sklearn", "datasets/images/china.jpg"), ("sklearn", "datasets/
 """Colour photos shipped inside two other dependencies' wheels (package, path inside it): scikit-learn's
 ``load_sample_images`` pair (a temple in China, a flower) and matplotlib's portrait of Grace Hopper.
 Everyday scenes from other sources than scikit-image: the second, disjoint test set
-(``--test bundled:other``)."""
+(``test = "bundled:other"``)."""
 
 DEFAULT_TEST = ("astronaut", "chelsea", "coffee", "rocket")
 """Sample ids held out for testing by :func:`default_split`."""

@@ -79,9 +79,17 @@ class SearchConfig:
         """Everything that can be checked before any work: codec, QPs, packing, every quantizer spec."""
         from eval.experiments.config import check_quantizer
 
+        from eval.pipeline.orders import order_file_name
+
         self.coding.check()
         for label, spec in self.compared_specs():
             check_quantizer(spec, "compare_quantizers")
+        names = [order_file_name(spec) for spec in self.order_file]
+        for name, spec in zip(names, self.order_file):
+            if name == "identity" or name in self.orders or names.count(name) > 1:
+                raise ConfigError("order_file", f"{spec}: the name {name!r} is already "
+                                  f"{'the anchor order' if name == 'identity' else 'another order of this study'}; "
+                                  "give the file another NAME=PATH")
 
 
 @dataclass
@@ -161,10 +169,14 @@ def _collect_orders(config: SearchConfig, setup, folder):
     from eval.pipeline.orders import learn_orders, load_order_files
 
     orders = learn_orders(config.orders, setup.calib, folder.orders, provenance(setup), progress=config.run.progress)
-    orders.update(load_order_files(config.order_file, setup.calib.n_channels, folder.orders))
+    orders.update(load_order_files(config.order_file, setup.calib.n_channels, folder.orders, taken=list(orders)))
     if config.bundled_orders:  # hand-made orders shipped for this model and layer (e.g. 'subjective')
-        bundled = [f"{name}={path}" for name, path in setup.adapter.bundled_orders().items() if name not in orders]
-        orders.update(load_order_files(bundled, setup.calib.n_channels, folder.orders))
+        bundled = [f"{name}={path}" for name, path in setup.adapter.bundled_orders().items()]
+        clash = [name for name in setup.adapter.bundled_orders() if name in orders]
+        if clash:
+            raise ConfigError("order_file", f"{', '.join(clash)}: the name of an order this package ships for "
+                              f"{setup.adapter.name}; name your file otherwise, or leave the shipped ones out (bundled_orders)")
+        orders.update(load_order_files(bundled, setup.calib.n_channels, folder.orders, taken=list(orders)))
     return orders
 
 
@@ -209,6 +221,9 @@ def _report(config: SearchConfig, setup, folder, orders, grid, compared) -> Sear
 
     report = Report.from_rows(grid.rows, setup.adapter.task, setup.test.ids, anchor="identity",
                               method=config.coding.bd_method, replicates=config.bootstrap)
+    for names in orders.same_permutations():  # both are reported; a reader should know why their rows agree
+        report.warnings.append(f"orders {', '.join(names)} are the same permutation: they share their coded cells "
+                               "and have the same BD-rates")
     rows = grid.rows + [r for c in compared for r in c.rows]
     folder.write_results(rows)
     extra, runs_report = search_summary(config, setup, folder, orders, report, compared, rows)

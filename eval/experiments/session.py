@@ -60,16 +60,18 @@ def study_session(config, experiment: str, run: RunConfig | None = None, command
         yield folder
 
 
-def prepare(data: DataConfig, coding: CodingConfig, progress: bool = True, check_codec: bool = True, splits=None):
+def prepare(data: DataConfig, coding: CodingConfig, progress: bool = True, check_codec: bool = True, splits=None,
+            codec: str | None = None):
     """Model, both splits' features, the fitted quantizer and the checked codec (an :class:`eval.pipeline.setup.Setup`).
 
     ``splits`` replaces the data config's own calibration/test samples (e.g. the tuning study's
-    fit/validation parts of the calibration split).
+    fit/validation parts of the calibration split); ``codec`` replaces ``coding.codec_spec()``
+    (e.g. an ablation's first preset).
     """
     from eval.pipeline.setup import prepare_setup
 
     calib, test = splits if splits is not None else data.splits()
-    return prepare_setup(data.model_spec(), calib, test, quantizer=coding.quantizer, codec=coding.codec_spec(),
+    return prepare_setup(data.model_spec(), calib, test, quantizer=coding.quantizer, codec=codec or coding.codec_spec(),
                          cache_dir=data.cache_dir, progress=progress, check_codec=check_codec)
 
 

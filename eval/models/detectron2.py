@@ -1,7 +1,7 @@
 """detectron2 Faster R-CNN (default X101-FPN, COCO) split after ``res2``: the head sends C2, the tail detects.
 
 The paper's split: C2 = ``bottom_up.res2(bottom_up.stem(images.tensor))`` after the model's own
-``preprocess_image`` (normalisation and padding to the backbone's size divisibility), i.e. 256 channels
+``preprocess_image`` (normalization and padding to the backbone's size divisibility), i.e. 256 channels
 at stride 4 of the resized, padded image. The tail runs res3..res5, the FPN body (mirroring
 ``FPN.forward`` with C2 given from outside), the RPN, the ROI heads and ``detector_postprocess``; head
 then tail is bitwise equal to ``model([inputs])`` in eval mode.

@@ -16,7 +16,7 @@ Preprocessing
 -------------
 The image is resized (PIL, bilinear with antialiasing on downscale) so that its
 short side is ``short_side`` = 512 px, keeping the aspect ratio, then scaled to
-[0, 1] and normalised with the ImageNet mean and std. 512 px makes the feature
+[0, 1] and normalized with the ImageNet mean and std. 512 px makes the feature
 map about 128 x 170 for a 4:3 photo (a realistic frame size for feature video)
 and leaves room for dozens of 224 px windows per image. Upscaling small images
 is intended: every image gets the same scale of objects relative to the window.
@@ -210,7 +210,7 @@ class MobileNetV2Adapter(ModelAdapter):
         return max(1, round(height * s)), max(1, round(width * s))
 
     def preprocess(self, image: np.ndarray):
-        """Resized, normalised ``[1, 3, h, w]`` float32 tensor of an ``H x W x 3`` uint8 image."""
+        """Resized, normalized ``[1, 3, h, w]`` float32 tensor of an ``H x W x 3`` uint8 image."""
         import torch
         from PIL import Image
 

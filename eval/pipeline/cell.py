@@ -30,6 +30,7 @@ import numpy as np
 from eval.analysis.metrics import mse_and_psnr
 from eval.errors import FeatureError
 from eval.pipeline.cell_process import keep_heap, limit_threads, loaded_adapter
+from eval.pipeline.faults import resource_fault
 
 __all__ = ["CodingResult", "Job", "code_features", "run_job", "check_features", "cell_key", "make_jobs", "order_side_bits"]
 
@@ -248,6 +249,9 @@ def run_job(job: Job, single_thread: bool = True) -> dict:
         )
     except Exception as exc:  # noqa: BLE001 - every failure is recorded against its row
         row.update(status="error", error=f"{type(exc).__name__}: {exc}".strip(), traceback=traceback.format_exc(limit=6))
+        fault = resource_fault(exc)
+        if fault is not None:  # the machine's fault, not the cell's: the runner stops the study and stores nothing
+            row["resource_fault"] = fault
     return row
 
 

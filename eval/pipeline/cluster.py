@@ -104,7 +104,7 @@ def start_local_cluster(workers: int):
     except Exception as exc:  # noqa: BLE001 - ports, spawn failures, resource limits
         raise SchedulerError(
             f"cannot start a Dask LocalCluster of {workers} workers ({type(exc).__name__}: {exc}); "
-            "run with --workers 1 (inline) or start a cluster and pass --scheduler ADDRESS (a script that "
+            "run with workers=1 (inline) or start a cluster and give its scheduler address (a script that "
             "calls run_grid must do so under `if __name__ == '__main__':`, as worker processes re-import it)"
         ) from exc
 
@@ -130,7 +130,7 @@ def connect(workers: int, scheduler: str | None, timeout: float):
 def _unreachable(address: str, detail: str) -> SchedulerError:
     return SchedulerError(
         f"cannot reach Dask scheduler at {address!r} ({detail}); check the address (tcp://HOST:8786) and that "
-        "`dask scheduler` is running there, or drop --scheduler to use local workers"
+        "`dask scheduler` is running there, or drop the scheduler address to use local workers"
     )
 
 
@@ -149,8 +149,8 @@ def _check_address(address: str, timeout: float) -> None:
         host, port = parse_host_port(location) if scheme == "tcp" else (None, None)
     except (ValueError, TypeError) as exc:
         raise SchedulerError(
-            f"--scheduler {address!r} is not a Dask scheduler address ({exc}); use tcp://HOST:8786, "
-            "or drop --scheduler to use local workers"
+            f"scheduler {address!r} is not a Dask scheduler address ({exc}); use tcp://HOST:8786, "
+            "or drop the scheduler address to use local workers"
         ) from exc
     if scheme != "tcp":
         return  # tls://, ws://, ...: Dask's own connection attempt reports those
@@ -198,8 +198,8 @@ def lost_cluster(address: str, local: bool, exc: BaseException) -> SchedulerErro
         detail = detail[:157] + "..."
     no_workers = "NoWorkerError" in detail or "NoValidWorkerError" in detail
     what = f"the Dask cluster at {address} has no workers for the cells" if no_workers else f"lost the Dask scheduler at {address}"
-    todo = ("start workers for it" if no_workers else "start the scheduler again (or drop --scheduler)") if not local else \
-        "check memory and the ports on 127.0.0.1 (or use --workers 1)"
+    todo = ("start workers for it" if no_workers else "start the scheduler again (or drop the scheduler address)") if not local else \
+        "check memory and the ports on 127.0.0.1 (or use workers=1)"
     return SchedulerError(f"{what} ({detail}); finished cells are stored; {todo} and re-run to resume")
 
 

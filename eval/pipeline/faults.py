@@ -5,11 +5,48 @@ fetched, a cluster has no workers: none of that says anything about the cell, so
 stops the study with one line and stores nothing for the cells in flight
 (:mod:`eval.pipeline.runner`), and stored error rows that earlier versions wrote for such
 faults are not counted as attempts (:func:`is_machinery_error`, read by the results store).
+
+Resource faults are the machine's, not the cell's, either: a full disk, a read-only or
+unwritable folder (:func:`resource_fault`). A cell that meets one is not recorded and does not
+spend an attempt; the study stops with one :class:`ResourceError` line, keeping every finished
+cell, and the same command resumes once space or permission is back.
 """
 
 from __future__ import annotations
 
-__all__ = ["is_machinery_error", "machinery_exceptions", "is_machinery_exception", "client_lost", "machinery_fault"]
+import errno
+
+__all__ = ["is_machinery_error", "machinery_exceptions", "is_machinery_exception", "client_lost", "machinery_fault",
+           "ResourceError", "resource_fault", "RESOURCE_ERRNOS"]
+
+#: OSError numbers that say the machine cannot write (space, quota, read-only, permission), not that a cell is bad
+RESOURCE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+#: how child processes (ffmpeg, VTM) report those in their own words
+_RESOURCE_WORDS = ("No space left on device", "Disk quota exceeded", "Read-only file system")
+
+
+class ResourceError(RuntimeError):
+    """The machine cannot write what a study needs (space, quota, read-only, permission): one line, no cell blamed."""
+
+
+def resource_fault(exc: BaseException) -> str | None:
+    """A one-line description when ``exc`` (or an exception it was raised from) is a resource fault, else None.
+
+    Looks at ``OSError.errno`` along the ``__cause__``/``__context__`` chain, and at the words a
+    child process (an encoder) uses for the same faults in its error text.
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in RESOURCE_ERRNOS:
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            return f"{exc.strerror or errno.errorcode.get(exc.errno, 'OSError')}{where}"
+        text = str(exc)
+        word = next((w for w in _RESOURCE_WORDS if w in text), None)
+        if word is not None:
+            return word
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 #: how error rows begin that earlier versions stored for faults of the Dask machinery (a lost
 #: scheduler cancels every pending future), not of the cell; the runner no longer stores them

@@ -62,7 +62,7 @@ class StudyLock:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the study folder {self.folder} ({exc.strerror or exc}); "
-                             "choose a writable --out folder") from exc
+                             "choose a writable output folder (out)") from exc
         key = os.path.realpath(self.path)
         with _HELD_GUARD:
             if key in _HELD:
@@ -73,7 +73,7 @@ class StudyLock:
                 fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as exc:
                 raise StoreError(f"cannot open the study lock {self.path} ({exc.strerror or exc}); "
-                                 "check write permission there or choose another --out folder") from exc
+                                 "check write permission there or choose another output folder (out)") from exc
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -95,7 +95,7 @@ class StudyLock:
         info = self.owner()
         who = f"pid {info.get('pid', '?')} on {info.get('host', '?')}" if info else "its owner not yet recorded"
         since = f", since {info['started']}" if info.get("started") else ""
-        return f"another study ({who}{since}) is running in {self.folder}; wait for it or use another --out"
+        return f"another study ({who}{since}) is running in {self.folder}; wait for it or use another output folder (out)"
 
     def release(self) -> None:
         import fcntl

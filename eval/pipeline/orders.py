@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Orders", "learn_orders", "load_order_files"]
+__all__ = ["Orders", "learn_orders", "load_order_files", "order_file_name"]
 
 
 @dataclass
@@ -51,6 +51,13 @@ class Orders:
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: np.asarray(p.order) for name, p in self.permutations.items()}
+
+    def same_permutations(self) -> list[list[str]]:
+        """Groups of names whose permutations are identical (they share their coded cells)."""
+        by_digest: dict[str, list[str]] = {}
+        for name, p in self.permutations.items():
+            by_digest.setdefault(p.digest(), []).append(name)
+        return [names for names in by_digest.values() if len(names) > 1]
 
 
 def _plain(value):
@@ -96,16 +103,28 @@ def learn_orders(names: Sequence[str], calib, folder, provenance: dict, progress
     return out
 
 
-def load_order_files(specs: Sequence[str], n_channels: int, folder=None) -> Orders:
-    """Orders given as ``PATH`` or ``NAME=PATH`` (validated for ``n_channels``); copied into ``folder`` when given."""
+def order_file_name(spec: str) -> str:
+    """The name an order file is reported under: ``NAME`` of ``NAME=PATH``, else ``file:STEM``."""
+    name, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
+    return name or f"file:{Path(path).stem}"
+
+
+def load_order_files(specs: Sequence[str], n_channels: int, folder=None, taken: Sequence[str] = ()) -> Orders:
+    """Orders given as ``PATH`` or ``NAME=PATH`` (validated for ``n_channels``); copied into ``folder`` when given.
+
+    A name that is ``identity`` (the anchor), one of ``taken`` (the study's other orders) or given
+    twice is refused: an order file never replaces another order under its name.
+    """
     from reorder import Permutation
 
     out = Orders()
+    taken = set(taken) | {"identity"}
     for spec in specs:
-        name, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
-        name = name or f"file:{Path(path).stem}"
-        if name in out:
-            raise ValueError(f"--order-file: the name {name!r} is used twice; give each file a NAME=PATH")
+        name = order_file_name(spec)
+        path = spec.rpartition("=")[2] if "=" in spec else spec
+        if name in out or name in taken:
+            what = "the anchor order" if name == "identity" else "another order of this study"
+            raise ValueError(f"order_file {spec}: the name {name!r} is already {what}; give the file another NAME=PATH")
         perm = Permutation.load(path, n_channels=n_channels)
         out.permutations[name] = perm
         if folder is not None:

@@ -1,9 +1,9 @@
 """The study's orders coded under further quantizers, at QPs matched to the anchor's quality range.
 
 A *run* is one quantizer with one order, named ``QUANTIZER/ORDER`` (``paper/identity``,
-``recommended/tsp-correlation``). The study's main quantizer (``--quantizer``; the paper's
+``recommended/tsp-correlation``). The study's main quantizer (``coding.quantizer``; the paper's
 pipeline by default: one global log-scale 8-bit curve) is coded at the study's QPs; each
-further quantizer (``--compare-quantizers``) is fitted on the calibration split, its QPs are
+further quantizer (``compare_quantizers``) is fitted on the calibration split, its QPs are
 matched to the range the main quantizer's identity curve spans (:mod:`eval.pipeline.qp_match`,
 probing with the identity order) and the compared orders are coded at those QPs.
 

@@ -13,7 +13,7 @@ shipping arrays would copy each map dozens of times through the scheduler (which
 task arguments in its own memory) and make a job's size depend on the model. A path is a
 few bytes; each worker reads the one ``.npy`` it needs, once per cell. This needs the
 feature cache on a path every worker can read under the same name: on a ``LocalCluster``
-that is this machine's disk; on a ``--scheduler`` cluster it must be a shared file system
+that is this machine's disk; on a cluster given by its scheduler address it must be a shared file system
 mounted at the same place on every host. :func:`run_grid` therefore makes every path in a
 job absolute before submitting it (a relative ``.cache/features`` would otherwise be
 resolved against each worker's own working directory), and the same holds for the
@@ -39,7 +39,9 @@ process killed, the network gone: Dask then cancels every pending future with
 ``scheduler-connection-lost``), a connection closes while a result is fetched, or the
 cluster has no workers for the cells (``NoWorkerError``), the run stops with one
 :class:`SchedulerError` naming the scheduler address, stores nothing for the cells in flight,
-and keeps every finished cell; a re-run (on a restarted scheduler, or inline) resumes.
+and keeps every finished cell; a re-run (on a restarted scheduler, or inline) resumes. A cell that
+cannot write (a full disk, a read-only folder: :func:`eval.pipeline.faults.resource_fault`) stops
+the run the same way with one :class:`~eval.pipeline.faults.ResourceError`, its attempt not spent.
 Error rows that earlier versions stored for such faults are not counted as attempts
 (:func:`eval.pipeline.faults.is_machinery_error`).
 
@@ -67,7 +69,7 @@ from typing import Callable, Iterable, Sequence
 
 from eval.pipeline.cell import Job, run_job
 from eval.pipeline.cluster import SchedulerError, close_quietly, connect, lost_cluster, quiet_dask_logs
-from eval.pipeline.faults import client_lost, is_machinery_exception, machinery_fault
+from eval.pipeline.faults import ResourceError, client_lost, is_machinery_exception, machinery_fault, resource_fault
 from eval.pipeline.lock import StudyLock
 from eval.pipeline.store import ResultStore
 
@@ -200,7 +202,7 @@ def _run_grid(jobs, store, workers, scheduler, max_attempts, progress, desc, on_
     gave_up = sum(1 for k in unique if k not in done and tried.get(k, 0) >= max_attempts)
     summary = RunSummary(total=len(unique), skipped=len(unique) - len(todo) - gave_up, finished=0, failed=0, gave_up=gave_up)
     if gave_up:
-        log.warning("%d cells failed %d times before and are not retried (raise --max-attempts to retry)", gave_up, max_attempts)
+        log.warning("%d cells failed %d times before and are not retried (raise max_attempts to retry)", gave_up, max_attempts)
     if not todo:
         return summary
 
@@ -209,6 +211,10 @@ def _run_grid(jobs, store, workers, scheduler, max_attempts, progress, desc, on_
 
     def record(row: dict, job: Job, retry: bool = True) -> bool:
         """Store a row; return True if the job should be retried now."""
+        if row.get("resource_fault"):  # a full disk or a read-only folder: no attempt of the cell is spent
+            raise ResourceError(f"cannot write while coding {job.image_id} {job.order_name} qp {job.qp}: "
+                                f"{row['resource_fault']}; finished cells are stored; free space (or fix the permission) "
+                                "and run the same command again to resume")
         try:
             store.put(row)
         except ValueError as exc:  # a row the store cannot hold (bad status, not JSON): record why instead
@@ -259,6 +265,9 @@ def _run_inline(todo: Iterable[Job], record, fn) -> None:
 def _failure_row(job: Job, exc: BaseException, error: str | None = None) -> dict:
     row = job.describe()
     row.update(status="error", error=error or f"{type(exc).__name__}: {exc}".strip())
+    fault = resource_fault(exc)
+    if fault is not None:
+        row["resource_fault"] = fault
     return row
 
 
@@ -276,7 +285,7 @@ def _killed_message(job: Job, exc: BaseException) -> str:
     tries = f"{tries + 1} workers" if isinstance(tries, int) else "its worker"
     return (
         f"KilledWorker: the worker process died while coding this cell ({tries} tried it): a crash in the codec or "
-        "model, or out of memory; re-run to retry it, or use fewer --workers if memory is short"
+        "model, or out of memory; re-run to retry it, or use fewer workers if memory is short"
     )
 
 

@@ -65,8 +65,15 @@ def fit_quantizer(spec, calib):
 
     if isinstance(spec, str) and spec.endswith(".json"):
         if not Path(spec).exists():
-            raise FileNotFoundError(f"--quantizer {spec}: file not found")
-        spec = json.loads(Path(spec).read_text())
+            raise FileNotFoundError(f"quantizer {spec}: file not found; give the best_quantizer.json a tuning study wrote")
+        path = spec
+        try:
+            spec = json.loads(Path(path).read_text())
+            q = quantizer_from_dict(spec)
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"quantizer {path}: not a saved quantizer ({exc}); give the best_quantizer.json a tuning "
+                             "study wrote, or a spec such as log:bits=10") from None
+        return q if q.is_fitted else q.fit(calib)
     if isinstance(spec, dict):
         q = quantizer_from_dict(spec)
         return q if q.is_fitted else q.fit(calib)

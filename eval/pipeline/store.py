@@ -57,12 +57,12 @@ class ResultStore:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         if self.path.is_dir():
-            raise StoreError(f"results store {self.path} is a directory; give the path of a .sqlite file (or another --out folder)")
+            raise StoreError(f"results store {self.path} is a directory; give the path of a .sqlite file (or another output folder)")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the folder of results store {self.path} ({exc.strerror or exc}); "
-                             "choose a writable --out folder") from exc
+                             "choose a writable output folder (out)") from exc
         self._db = None
         try:
             with self._guard("open"):
@@ -74,7 +74,7 @@ class ResultStore:
             if not {"key", "status", "attempts", "row"} <= columns:
                 raise StoreError(
                     f"results store {self.path} has a 'results' table of another program (columns {sorted(columns)}); "
-                    "move the file aside or choose another --out folder"
+                    "move the file aside or choose another output folder (out)"
                 )
         except StoreError:
             self.close()
@@ -88,16 +88,16 @@ class ResultStore:
         except sqlite3.OperationalError as exc:
             text = str(exc)
             if "locked" in text or "busy" in text:
-                hint = "another process holds it (a second study writing the same --out?); wait for it or use another --out"
+                hint = "another process holds it (a second study writing the same output folder?); wait for it or use another one"
             elif "readonly" in text or "disk" in text or "full" in text or "unable to open" in text:
-                hint = "check free space and write permission there, or choose another --out folder"
+                hint = "check free space and write permission there, or choose another output folder (out)"
             else:
-                hint = "move it aside (finished rows in it are lost for reuse) or choose another --out folder"
+                hint = "move it aside (finished rows in it are lost for reuse) or choose another output folder (out)"
             raise StoreError(f"results store {self.path}: cannot {what} ({text}); {hint}") from exc
         except sqlite3.DatabaseError as exc:  # not a database, malformed pages, truncated file
             raise StoreError(
                 f"results store {self.path} is not a readable SQLite file ({exc}); move it aside (its rows cannot be "
-                "reused; `sqlite3 FILE .recover` may rescue some) or choose another --out folder"
+                "reused; `sqlite3 FILE .recover` may rescue some) or choose another output folder (out)"
             ) from exc
 
     def close(self) -> None:
@@ -163,7 +163,7 @@ class ResultStore:
             except (json.JSONDecodeError, TypeError) as exc:
                 raise StoreError(
                     f"results store {self.path}: a stored row is not valid JSON ({exc}); the file was changed by "
-                    "another program: move it aside or choose another --out folder"
+                    "another program: move it aside or choose another output folder (out)"
                 ) from exc
         return out
 

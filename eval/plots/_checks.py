@@ -14,7 +14,8 @@ import numpy as np
 
 from reorder import validate_order
 
-NORMALIZATIONS = ("per_channel", "global")
+#: how a mosaic scales channels for display (per channel, or one range for all)
+DISPLAY_SCALINGS = ("per_channel", "global")
 
 
 def check_features(features: Any) -> np.ndarray:
@@ -56,8 +57,8 @@ def check_distance(distance: Any) -> np.ndarray:
 
 
 def check_normalize(normalize: str) -> str:
-    if normalize not in NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {', '.join(NORMALIZATIONS)}, got {normalize!r}")
+    if normalize not in DISPLAY_SCALINGS:
+        raise ValueError(f"normalize must be one of {', '.join(DISPLAY_SCALINGS)}, got {normalize!r}")
     return normalize
 
 

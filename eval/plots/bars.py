@@ -24,7 +24,7 @@ METRIC_LABELS = {"feature_psnr": "feature PSNR", "task": "task score"}
 
 
 def tour_cost_table(results: Sequence[Mapping] | Mapping[str, Any]) -> list[dict]:
-    """Normalise solver benchmark results and add each tour's gap to the best one of its size.
+    """Normalize solver benchmark results and add each tour's gap to the best one of its size.
 
     Accepts a list of dicts ``{"solver", "n", "cost", "seconds", ...}`` or a dict
     ``solver -> (cost, seconds)`` / ``solver -> {"cost", "seconds"}`` / ``solver -> cost``

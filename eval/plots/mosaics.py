@@ -88,7 +88,7 @@ def mosaic_array(
 
     Tiles are placed row by row, ``cols`` per row (near-square by default), with ``sep``
     pixels between them (default none: the figures draw separators as thin lines, which
-    stay thin whatever the tile size). Values are normalised to [0, 1] (see
+    stay thin whatever the tile size). Values are normalized to [0, 1] (see
     :func:`normalize_channels`, plain min-max by default); separator pixels and unused
     tiles are NaN so they can be drawn in a neutral colour.
     """
@@ -97,7 +97,7 @@ def mosaic_array(
 
 
 def _tile(x: np.ndarray, order: Any, cols: int | None, sep: int) -> np.ndarray:
-    """Place the (already normalised) channels of ``x`` in ``order`` on the mosaic grid."""
+    """Place the (already normalized) channels of ``x`` in ``order`` on the mosaic grid."""
     c, h, w = x.shape
     order = np.arange(c) if order is None else validate_order(order, c, source="order")
     rows, cols = mosaic_grid(c, h, w, cols)
@@ -134,7 +134,7 @@ def _annotate_tiles(ax, order: np.ndarray, shape: tuple[int, int], cols: int, fo
 
 
 def _display_channels(x: np.ndarray, normalize: str, percentile: float, cols: int, panel_width_in: float) -> np.ndarray:
-    """Normalised channels, block-averaged when tiles would be shrunk more than 2x on screen.
+    """Normalized channels, block-averaged when tiles would be shrunk more than 2x on screen.
 
     Only a display shortcut: resampling a 4000-pixel-wide mosaic at draw time costs
     seconds per panel, while averaging f x f blocks first looks the same (it is what
@@ -151,7 +151,7 @@ def _display_channels(x: np.ndarray, normalize: str, percentile: float, cols: in
 
 
 def _draw_mosaic(ax, xn, order, cols, annotate, cmap, panel_width_in):
-    """Draw one mosaic of normalised channels ``xn`` on ``ax``; return (image artist, annotated?)."""
+    """Draw one mosaic of normalized channels ``xn`` on ``ax``; return (image artist, annotated?)."""
     c, h, w = xn.shape
     order = np.arange(c, dtype=np.int64) if order is None else validate_order(order, c, source="order")
     rows, cols = mosaic_grid(c, h, w, cols)

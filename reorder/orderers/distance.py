@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..similarity import METRICS, NORMALIZATIONS, SimilarityAccumulator, check_choice
+from ..similarity import SIMILARITY_METRICS, NORMALIZATIONS, SimilarityAccumulator, check_choice
 from .base import BaseOrderer, iter_checked, one_shot
 
 
@@ -27,10 +27,10 @@ class DistanceOrderer(BaseOrderer):
 
     @classmethod
     def name_value(cls, value: str) -> str:
-        return check_choice(value, METRICS, "metric")
+        return check_choice(value, SIMILARITY_METRICS, "metric")
 
     def check_params(self) -> None:
-        check_choice(self.metric, METRICS, "metric")
+        check_choice(self.metric, SIMILARITY_METRICS, "metric")
         check_choice(self.normalization, NORMALIZATIONS, "normalization")
 
     def _resolve_quantizer(self, calib):
@@ -43,7 +43,7 @@ class DistanceOrderer(BaseOrderer):
                     "it again: pass a list or other re-iterable set, or a fitted quantizer"
                 )
             if isinstance(q, str):
-                from codec import make_quantizer  # only the quantized normalisation needs a codec quantizer
+                from codec import make_quantizer  # only the quantized normalization needs a codec quantizer
 
                 q = make_quantizer(q)
             q = q.fit(calib)
@@ -52,7 +52,7 @@ class DistanceOrderer(BaseOrderer):
         return q
 
     def _distance(self, calib) -> tuple[np.ndarray, int]:
-        metric = check_choice(self.metric, METRICS, "metric")
+        metric = check_choice(self.metric, SIMILARITY_METRICS, "metric")
         normalization = check_choice(self.normalization, NORMALIZATIONS, "normalization")
         q = self._resolve_quantizer(calib) if normalization == "quantized" else None
         self.quantizer_ = q

@@ -17,7 +17,7 @@ class SpectralOrder(DistanceOrderer):
     """Channels sorted by the Fiedler vector of the similarity graph's Laplacian (spectral seriation).
 
     Graph weights are ``exp(-D / median(D))``; the Fiedler vector is the eigenvector of the
-    second-smallest eigenvalue of ``L = diag(W 1) - W`` (or the symmetric normalised
+    second-smallest eigenvalue of ``L = diag(W 1) - W`` (or the symmetric normalized
     Laplacian with ``normalized=True``). Its sign is fixed so that the largest entry is
     positive, making the order deterministic.
     """
@@ -41,7 +41,7 @@ class SpectralOrder(DistanceOrderer):
             order = np.arange(n)
         else:
             # scikit-learn's Laplacian eigenmap: the first non-trivial eigenvector (scaled by
-            # diag(W 1)^-1/2 for the normalised Laplacian), with its sign made deterministic
+            # diag(W 1)^-1/2 for the normalized Laplacian), with its sign made deterministic
             f = spectral_embedding(affinity(D), n_components=1, norm_laplacian=bool(self.normalized),
                                    drop_first=True, random_state=0)[:, 0]
             if f[np.argmax(np.abs(f))] < 0:

@@ -11,7 +11,7 @@ from .distance import DistanceOrderer
 
 @ORDERERS.register("tsp")
 class TSPOrder(DistanceOrderer):
-    """Shortest open path through the channels under a similarity distance (the order of measured.md's best result).
+    """Shortest open path through the channels under a similarity distance (the best fixed order measured: README, "What the default study finds").
 
     ``metric`` (``correlation`` = 1 - Pearson r, ``mse``, ``cosine``, ``ssim``), ``normalization``
     (``none``, ``minmax``, ``zscore``, ``quantized`` with ``quantizer``), ``solver`` (see
