@@ -344,19 +344,14 @@ class SSDLitePersonAdapter(ModelAdapter):
     def __init__(self, weights: str | None = None, layer: str = arch.DEFAULT_SPLIT, num_threads: int | None = None):
         import torch
 
-        from eval.models.weights import sha256_file, ssdlite_weights_path
+        from eval.models.weights import ssdlite_weights_path, weights_file_sha256
 
         if layer not in arch.SPLITS:
             raise ValueError(f"layer={layer!r} is not a split point of ssdlite-person; use one of {', '.join(arch.SPLITS)}")
         if num_threads is not None:
             torch.set_num_threads(int(num_threads))
         path = ssdlite_weights_path() if weights is None else weights
-        try:
-            self.weights_sha256 = sha256_file(path)
-        except FileNotFoundError:
-            raise WeightsNotFoundError(f"weights file {path} does not exist; run: python -m eval.install") from None
-        except IsADirectoryError:
-            raise ValueError(f"weights {path} is a folder; give the .npz file written by python -m eval.install") from None
+        self.weights_sha256 = weights_file_sha256(path)
         self.weights_path = str(path)
         self.port = SSDLitePort(load_ssdlite_arrays(path))
         self.layer = layer

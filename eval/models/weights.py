@@ -27,6 +27,7 @@ __all__ = [
     "ENV_VAR",
     "torch_hub_checkpoints_dir",
     "sha256_file",
+    "weights_file_sha256",
     "verify_weights_file",
     "mobilenet_v2_weights_path",
     "SSDLITE_FILENAME",
@@ -61,6 +62,17 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def weights_file_sha256(path: str | os.PathLike) -> str:
+    """:func:`sha256_file` of a model's weights file given by the user or found by a lookup; a missing file is a
+    :class:`WeightsNotFoundError` and a folder a ``ValueError``, each one line naming the installer."""
+    try:
+        return sha256_file(path)
+    except FileNotFoundError:
+        raise WeightsNotFoundError(f"weights file {path} does not exist; run: python -m eval.install") from None
+    except IsADirectoryError:
+        raise ValueError(f"weights {path} is a folder; give the weights file written by python -m eval.install") from None
 
 
 def verify_weights_file(path: str | os.PathLike, expected_sha256: str = MOBILENET_V2_SHA256) -> bool:
