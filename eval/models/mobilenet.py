@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.errors import FeatureError, WeightsNotFoundError
+from eval.errors import FeatureError
 from eval.models import MODELS
 from eval.models.base import ModelAdapter
 from eval.tasks.classification import KLFidelity
@@ -145,7 +145,7 @@ class MobileNetV2Adapter(ModelAdapter):
                  window: int = 224, window_stride: int = 64, batch_size: int = 16, num_threads: int | None = None):
         import torch
 
-        from eval.models.weights import mobilenet_v2_weights_path, sha256_file
+        from eval.models.weights import mobilenet_v2_weights_path, weights_file_sha256
 
         for label, v in (("window", window), ("window_stride", window_stride)):
             if int(v) <= 0 or int(v) % _STRIDE:
@@ -163,10 +163,7 @@ class MobileNetV2Adapter(ModelAdapter):
             torch.set_num_threads(int(num_threads))
 
         path = mobilenet_v2_weights_path() if weights is None else weights
-        try:
-            self.weights_sha256 = sha256_file(path)
-        except FileNotFoundError:
-            raise WeightsNotFoundError(f"weights file {path} does not exist; run: python -m eval.install") from None
+        self.weights_sha256 = weights_file_sha256(path)
         self.weights_path = str(path)
         state = torch.load(path, map_location="cpu", weights_only=True)
         model = build_mobilenet_v2()  # torchvision's network, without importing torchvision
