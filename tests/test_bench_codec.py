@@ -246,7 +246,7 @@ def test_study_rejects_bad_configuration(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         bench_codec.main(["--out", str(tmp_path), "--codecs", "x265", "--reference", "aom", "--quiet"])
     assert exc.value.code == 2
-    assert "--reference 'aom' is not one of --codecs" in capsys.readouterr().err
+    assert "--reference: 'aom' is not one of the codecs (x265)" in capsys.readouterr().err
 
 
 def test_points_table_lists_each_qp(synthetic):
