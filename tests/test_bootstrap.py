@@ -151,3 +151,38 @@ def test_no_replicates_means_no_intervals():
     assert report.bootstrap is None
     assert report.bd_rates()["tsp"] == {"feature_psnr": pytest.approx(-20.0), "task": pytest.approx(-20.0)}
     assert "[" not in report.format()
+
+
+def test_block_draw_takes_runs_of_consecutive_items():
+    from eval.analysis.bootstrap import block_draw
+
+    rng = np.random.default_rng(0)
+    for n, block in ((64, 8), (10, 3), (5, 9)):
+        idx = block_draw(rng, n, block)
+        assert len(idx) == n and idx.min() >= 0 and idx.max() < n
+        runs = [idx[i:i + min(block, n)] for i in range(0, n, min(block, n))]
+        assert all(np.all(np.diff(r) == 1) for r in runs)  # each run is consecutive
+    starts = {int(block_draw(rng, 64, 8)[0]) for _ in range(200)}
+    assert starts <= set(range(57)) and len(starts) > 30  # any start 0..n-block
+
+
+def test_block_bootstrap_widens_the_interval_of_autocorrelated_images():
+    """Images whose BD-rates drift slowly in time (neighbours alike): single-image draws understate the spread."""
+    from eval.analysis.bootstrap import paired_bootstrap
+
+    rows, images = [], [f"f{i:03d}" for i in range(48)]
+    gain = {img: 0.6 + 0.3 * np.sin(i / 48 * 2 * np.pi) for i, img in enumerate(images)}  # a slow drift over time
+    for img in images:
+        for order, scale in (("identity", 1.0), ("tsp", gain[img])):
+            for k, qp in enumerate((22, 27, 32, 37)):
+                rows.append({"image_id": img, "order": order, "qp": qp, "bits": int(8000 * scale * 2 ** -k) + 1,
+                             "pixels": 1000, "feature_psnr": 40.0 - 3 * k, "quantizer": "q", "packing": "t", "codec": "c",
+                             "side_bits": 0, "status": "ok"})
+    width = {}
+    for block in (1, 12):
+        boot = paired_bootstrap(rows, None, images, replicates=300, block=block)
+        key = next(k for k in boot.values if k[0] == "tsp")
+        lo, hi = boot.interval(key, "feature_psnr")
+        width[block] = hi - lo
+    assert boot.unit == "images in blocks of 12 consecutive"
+    assert width[12] > 1.3 * width[1]

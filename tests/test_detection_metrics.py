@@ -182,3 +182,23 @@ def test_map50_task_metric_with_pseudo_ground_truth_and_annotations():
         metric.image_stats(ref, None, None)
     with pytest.raises(ValueError, match="protocol"):
         DetectionMAP50(protocol="lvis")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_map50_pools_matches_made_once_per_image_and_equals_pycocotools(seed):
+    """DetectionMAP50 matches each image when its cell is scored; the set's AP then only pools those matches,
+    for any resampled set of images (duplicates included, as a bootstrap draws them)."""
+    from eval.tasks.detection import COCO50_MATCHES
+
+    dets, gts = _synthetic_set(seed)
+    metric = DetectionMAP50()
+    stats = [metric.image_stats(d, None, g) for d, g in zip(dets, gts)]
+    assert all(COCO50_MATCHES in s for s in stats)
+    draw = np.random.default_rng(seed).integers(0, len(stats), len(stats))
+    chosen = [stats[i] for i in draw]
+    fast = metric.aggregate(chosen)
+    slow = coco_map([s["detections"] for s in chosen], [s["ground_truth"] for s in chosen])["AP50"]
+    assert 0.05 < slow < 0.95 and fast == pytest.approx(slow, abs=1e-12)
+    # rows stored before the matches existed are scored by pycocotools itself
+    legacy = [{k: v for k, v in s.items() if k != COCO50_MATCHES} for s in chosen]
+    assert metric.aggregate(legacy) == pytest.approx(slow, abs=1e-12)

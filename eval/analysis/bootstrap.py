@@ -38,7 +38,7 @@ import numpy as np
 
 from eval.analysis import curves as C
 
-__all__ = ["Bootstrap", "paired_bootstrap", "percentile_interval"]
+__all__ = ["Bootstrap", "paired_bootstrap", "percentile_interval", "block_draw"]
 
 
 def percentile_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float] | None:
@@ -95,20 +95,38 @@ def _unit_counts(task, by_image: dict[str, list[dict]]) -> dict[str, int] | None
     return out
 
 
+def block_draw(rng: np.random.Generator, n: int, block: int) -> np.ndarray:
+    """Indices of one moving-block bootstrap sample of ``n`` items: ``ceil(n / block)`` runs of ``block``
+    consecutive indices, each starting anywhere in ``0 .. n - block``, joined and cut to ``n``.
+
+    Neighbouring frames of a video are nearly the same picture, so drawing single frames would
+    treat near-copies as independent evidence and give intervals that are too narrow; drawing
+    runs keeps the dependence inside each run (Kuensch's moving-block bootstrap). ``block >= n``
+    draws the whole sequence every time.
+    """
+    block = max(1, min(int(block), n))
+    starts = rng.integers(0, n - block + 1, -(-n // block))
+    return (starts[:, None] + np.arange(block)[None, :]).reshape(-1)[:n]
+
+
 def paired_bootstrap(rows: Iterable[dict], task=None, images: Iterable[str] | None = None, *, anchor: str = "identity",
                      method: str = "pchip", replicates: int = 1000, seed: int = 0, level: float = 0.95,
                      windows: bool = True, setup_columns: Sequence[str] | None = None,
-                     match_columns: Sequence[str] | None = None, match_qps: bool = True) -> Bootstrap:
+                     match_columns: Sequence[str] | None = None, match_qps: bool = True, block: int = 1) -> Bootstrap:
     """Paired bootstrap of every curve's BD-rate against the anchor order (see the module docstring).
 
     ``rows``, ``task``, ``images`` as for :func:`eval.analysis.curves.build_curves`; ``anchor``,
     ``method``, ``match_columns`` and ``match_qps`` as for :func:`eval.analysis.curves.bd_table`. ``windows``
-    adds the second stage over units inside images when the task supports it.
+    adds the second stage over units inside images when the task supports it. ``block`` > 1 draws
+    runs of ``block`` consecutive images of ``images`` (in the order given, e.g. frames in time)
+    instead of single images (:func:`block_draw`).
     """
     setup_columns = tuple(C.SETUP_COLUMNS if setup_columns is None else setup_columns)
     match_columns = tuple(C.MATCH_COLUMNS if match_columns is None else match_columns)
     grouped, expected = C.group_rows(rows, setup_columns, images)
     image_list = sorted(expected)
+    if int(block) > 1:  # runs of consecutive images: the given order is their time order
+        image_list = [img for img in dict.fromkeys(images or image_list) if img in expected]
     n = len(image_list)
     # per curve: the complete QPs (as build_curves keeps them) and their rows per image
     curves: dict[tuple, dict] = {}
@@ -121,7 +139,8 @@ def paired_bootstrap(rows: Iterable[dict], task=None, images: Iterable[str] | No
             for img in image_list:
                 by_image[img].append(per_image[img])
     units = _unit_counts(task, by_image) if windows and task is not None else None
-    result = Bootstrap(int(replicates), int(seed), float(level), "images and windows" if units else "images", n)
+    unit = ("images and windows" if units else "images") + (f" in blocks of {int(block)} consecutive" if int(block) > 1 else "")
+    result = Bootstrap(int(replicates), int(seed), float(level), unit, n)
     if n == 0 or replicates <= 0:
         return result
 
@@ -135,7 +154,7 @@ def paired_bootstrap(rows: Iterable[dict], task=None, images: Iterable[str] | No
 
     rng = np.random.default_rng(seed)
     for b in range(int(replicates)):
-        draw = [image_list[i] for i in rng.integers(0, n, n)]
+        draw = [image_list[i] for i in (rng.integers(0, n, n) if int(block) <= 1 else block_draw(rng, n, int(block)))]
         unit_draw = [rng.integers(0, units[img], units[img]) for img in draw] if units else None
         rebuilt: dict[tuple, C.Curve] = {}
 

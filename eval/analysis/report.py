@@ -44,8 +44,11 @@ class Report:
     def from_rows(cls, rows: Iterable[dict], task, images: Iterable[str], anchor: str = "identity",
                   method: str = "pchip", *, replicates: int = 1000, seed: int = 0, level: float = 0.95,
                   windows: bool = True, min_overlap: float = MIN_OVERLAP, setup_columns: Sequence[str] = SETUP_COLUMNS,
-                  match_columns: Sequence[str] = MATCH_COLUMNS, match_qps: bool = True) -> "Report":
+                  match_columns: Sequence[str] = MATCH_COLUMNS, match_qps: bool = True, block: int = 1) -> "Report":
         """Curves, BD-rates, their paired-bootstrap intervals (``replicates`` = 0: none) and per-image BD-rates.
+
+        ``block`` > 1 resamples runs of that many consecutive test images (video frames in time
+        order, as ``images`` lists them; :func:`eval.analysis.bootstrap.block_draw`).
 
         ``setup_columns``, ``match_columns`` and ``match_qps`` as for :func:`build_curves` and
         :func:`bd_table`; the defaults compare each order with the anchor order coded the same
@@ -60,7 +63,7 @@ class Report:
         if replicates:
             boot = paired_bootstrap(rows, task, images, anchor=anchor, method=method, replicates=replicates,
                                     seed=seed, level=level, windows=windows, setup_columns=setup_columns,
-                                    match_columns=match_columns, match_qps=match_qps)
+                                    match_columns=match_columns, match_qps=match_qps, block=block)
             for t in table:
                 key = tuple(t.get(c) for c in setup_columns)
                 for m in QUALITY_METRICS:

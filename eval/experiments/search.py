@@ -58,7 +58,10 @@ class SearchConfig:
                              "--no-match-qps uses --qps")
     bootstrap: int = option(1000, minimum=0, metavar="N",
                             help="replicates of the paired bootstrap (test images, and windows inside them where the task has "
-                            "them) behind every BD-rate's 95%% interval; 0 = no intervals")
+                            "them) behind every BD-rate's 95 % interval; 0 = no intervals")
+    bootstrap_block: int = option(1, minimum=1, metavar="N",
+                                  help="resample runs of N consecutive test images together (video frames, whose neighbours "
+                                  "are not independent); 1 = single images")
     data: DataConfig = option(factory=DataConfig, help="model and data")
     coding: CodingConfig = option(factory=CodingConfig, help="coding")
     run: RunConfig = option(factory=lambda: RunConfig(out="results/search_order"), help="running")
@@ -211,7 +214,7 @@ def _code_compared(config: SearchConfig, setup, folder, orders, references, rows
         config.compared_specs(), names, setup, orders.arrays(), references, rows, store, qps=config.coding.qps,
         match_qps=config.match_qps, packing=config.coding.packing,
         bitstream_dir=str(folder.bitstreams_dir) if run.keep_bitstreams else None, method=config.coding.bd_method,
-        replicates=config.bootstrap, run_kwargs=run.grid_kwargs())
+        replicates=config.bootstrap, block=config.bootstrap_block, run_kwargs=run.grid_kwargs())
 
 
 def _report(config: SearchConfig, setup, folder, orders, grid, compared) -> SearchResult:
@@ -220,7 +223,7 @@ def _report(config: SearchConfig, setup, folder, orders, grid, compared) -> Sear
     from eval.experiments.search_summary import search_summary
 
     report = Report.from_rows(grid.rows, setup.adapter.task, setup.test.ids, anchor="identity",
-                              method=config.coding.bd_method, replicates=config.bootstrap)
+                              method=config.coding.bd_method, replicates=config.bootstrap, block=config.bootstrap_block)
     for names in orders.same_permutations():  # both are reported; a reader should know why their rows agree
         report.warnings.append(f"orders {', '.join(names)} are the same permutation: they share their coded cells "
                                "and have the same BD-rates")

@@ -23,7 +23,7 @@ def search_summary(config, setup, folder, orders, report, compared, rows) -> tup
         runs = [main_run(coding.quantizer, setup.quantizer_dict, coding.qps, list(orders))] + [c.run for c in compared]
         anchor = run_label(runs[0].label, "identity")
         vs = runs_report(rows, runs, setup.adapter.task, setup.test.ids, anchor=anchor, method=coding.bd_method,
-                         replicates=config.bootstrap)
+                         replicates=config.bootstrap, block=config.bootstrap_block)
         key = "bd_rate_vs_paper" if runs[0].label == PAPER_LABEL else "bd_rate_vs_main_quantizer"
         extra = {
             "bd_rate": {**report.bd_rates(), **{k: v for c in compared for k, v in c.report.bd_rates().items()}},

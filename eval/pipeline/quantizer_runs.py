@@ -154,7 +154,7 @@ def match_quantizer_qps(anchor_rows: Sequence[dict], task, images, probe, anchor
 
 
 def runs_report(rows: Sequence[dict], runs: Sequence[QuantizerRun], task, images, anchor: str, method: str = "pchip",
-                replicates: int = 1000) -> Report:
+                replicates: int = 1000, block: int = 1) -> Report:
     """BD-rates of every run against the run ``anchor`` (e.g. ``paper/identity``), across quantizers.
 
     Each run's rows are restricted to its own QPs and relabelled (``order`` = the run's name), so
@@ -169,7 +169,7 @@ def runs_report(rows: Sequence[dict], runs: Sequence[QuantizerRun], task, images
             continue
         relabelled.append({**row, "order": run_label(run.label, row["order"])})
     return Report.from_rows(relabelled, task, images, anchor=anchor, method=method, replicates=replicates,
-                            setup_columns=("order",), match_columns=(), match_qps=False)
+                            setup_columns=("order",), match_columns=(), match_qps=False, block=block)
 
 
 def main_run(spec: str, quantizer: dict, qps: Sequence[int], orders: Sequence[str]) -> QuantizerRun:
@@ -194,7 +194,8 @@ class ComparedRun:
 def compare_quantizers(specs: Sequence[tuple[str, str]], order_names: Sequence[str], setup, orders: Mapping[str, object],
                        references: Mapping[str, str], anchor_rows: Sequence[dict], store, *, qps: Sequence[int],
                        match_qps: bool = True, packing: str = "temporal", bitstream_dir: str | None = None,
-                       method: str = "pchip", replicates: int = 1000, run_kwargs: Mapping | None = None) -> list[ComparedRun]:
+                       method: str = "pchip", replicates: int = 1000, block: int = 1,
+                       run_kwargs: Mapping | None = None) -> list[ComparedRun]:
     """Code identity and ``order_names`` under each ``(label, spec)`` quantizer, at QPs matched to the anchor.
 
     Each quantizer is fitted on ``setup.calib``; with ``match_qps`` its identity curve is probed
@@ -223,6 +224,6 @@ def compare_quantizers(specs: Sequence[tuple[str, str]], order_names: Sequence[s
         rows = run_grid(jobs, store, desc=f"coding under {label}", **dict(run_kwargs or {})).rows
         relabelled = [{**r, "order": run_label(label, r["order"])} for r in rows]
         report = Report.from_rows(relabelled, task, ids, anchor=run_label(label, "identity"), method=method,
-                                  replicates=replicates)
+                                  replicates=replicates, block=block)
         out.append(ComparedRun(QuantizerRun(label, spec, qdict, run_qps, match, names), rows, report))
     return out

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -239,30 +239,51 @@ def _match_image_class(boxes, scores, gt_boxes, gt_ignore, iou_threshold, matchi
     return labels
 
 
-def _ap_per_class(detections: Sequence, ground_truths: Sequence, match, interpolation: str) -> dict[int, float]:
-    """AP per class over images: the loop that the VOC/COCO and Open Images protocols share.
+def _image_matches(d: dict, g: dict, match, classes=None) -> dict[int, tuple]:
+    """One image's matched detections per class: ``{class: (scores, is_tp, n_positives)}``.
 
-    For each class and image, ``match(boxes, scores, ground_truth, gt_mask, class)`` gets the image's
-    detections of the class, highest score first, and returns the scores and true/false labels it
-    counts and the number of positives, or None when the class is not evaluated on that image.
+    ``match(boxes, scores, ground_truth, gt_mask, class)`` gets the image's detections of the
+    class, highest score first, and returns the scores and true/false labels it counts and the
+    number of positives, or None when the class is not evaluated on that image. ``classes``
+    defaults to the classes of the image's detections and ground truth.
     """
-    dets, gts = _validate(detections, ground_truths)
-    classes = sorted({int(c) for g in gts for c in g["classes"]} | {int(c) for d in dets for c in d["classes"]})
+    if classes is None:
+        classes = sorted({int(c) for c in g["classes"]} | {int(c) for c in d["classes"]})
+    out = {}
+    for c in classes:
+        dsel = np.nonzero(d["classes"] == c)[0]
+        dsel = dsel[np.argsort(-d["scores"][dsel], kind="mergesort")]
+        matched = match(d["boxes"][dsel], d["scores"][dsel], g, g["classes"] == c, c)
+        if matched is not None:
+            out[int(c)] = matched
+    return out
+
+
+def _pooled_ap(per_image: Sequence[Mapping], interpolation: str) -> dict[int, float]:
+    """AP per class from every image's :func:`_image_matches`, pooled in image order (ties keep that order)."""
+    classes = sorted({int(c) for m in per_image for c in m})
     out = {}
     for c in classes:
         scores, labels, n_pos = [], [], 0
-        for d, g in zip(dets, gts):
-            dsel = np.nonzero(d["classes"] == c)[0]
-            dsel = dsel[np.argsort(-d["scores"][dsel], kind="mergesort")]
-            matched = match(d["boxes"][dsel], d["scores"][dsel], g, g["classes"] == c, c)
-            if matched is None:
-                continue
-            image_scores, image_labels, image_pos = matched
-            scores.extend(image_scores)
-            labels.extend(image_labels)
-            n_pos += image_pos
+        for m in per_image:
+            if c in m:
+                image_scores, image_labels, image_pos = m[c]
+                scores.extend(image_scores)
+                labels.extend(image_labels)
+                n_pos += image_pos
         out[c] = average_precision(scores, labels, n_pos, interpolation)
     return out
+
+
+def _ap_per_class(detections: Sequence, ground_truths: Sequence, match, interpolation: str) -> dict[int, float]:
+    """AP per class over images: the loop that the VOC/COCO and Open Images protocols share.
+
+    Every class seen in any image's detections or ground truth is matched on every image
+    (:func:`_image_matches`), then pooled (:func:`_pooled_ap`).
+    """
+    dets, gts = _validate(detections, ground_truths)
+    classes = sorted({int(c) for g in gts for c in g["classes"]} | {int(c) for d in dets for c in d["classes"]})
+    return _pooled_ap([_image_matches(d, g, match, classes) for d, g in zip(dets, gts)], interpolation)
 
 
 def voc_ap_per_class(detections: Sequence[dict], ground_truths: Sequence[dict], iou_threshold: float = 0.5,
@@ -274,6 +295,11 @@ def voc_ap_per_class(detections: Sequence[dict], ground_truths: Sequence[dict], 
     (crowd regions ignored the same way); ``interpolation="all"`` gives the PASCAL VOC 2010+ value.
     ``max_dets`` keeps the highest-scoring detections per image and class.
     """
+    return _ap_per_class(detections, ground_truths, _voc_match(iou_threshold, matching, max_dets), interpolation)
+
+
+def _voc_match(iou_threshold: float, matching: str, max_dets: int | None):
+    """The per-image, per-class matching of :func:`voc_ap_per_class` (a ``match`` for :func:`_image_matches`)."""
     if matching not in ("coco", "voc"):
         raise ValueError(f"matching must be 'coco' or 'voc', got {matching!r}")
 
@@ -285,7 +311,7 @@ def voc_ap_per_class(detections: Sequence[dict], ground_truths: Sequence[dict], 
         keep = lab >= 0
         return scores[keep], lab[keep] == 1, int((~gt_ignore).sum())
 
-    return _ap_per_class(detections, ground_truths, match, interpolation)
+    return match
 
 
 def voc_map50(detections: Sequence[dict], ground_truths: Sequence[dict], **kwargs) -> float:
@@ -366,6 +392,23 @@ def _detections_to_lists(output: Any, what: str) -> dict:
             "classes": d["classes"].tolist()}
 
 
+#: the key of an image's statistics that holds its detections matched for COCO's AP50 (see :func:`_coco50_matches`)
+COCO50_MATCHES = "coco50_matches"
+
+
+def _coco50_matches(det: dict, gt: dict) -> dict[str, list]:
+    """One image's detections matched as pycocotools matches them for AP50 (IoU 0.5, at most 100 per class):
+    ``{class: [scores, is_tp, n_positives]}``.
+
+    Matching is per image, so it is done once per coded image; an AP over any set of images (a
+    bootstrap replicate draws hundreds) then only pools these lists (``_pooled_ap``), and equals
+    :func:`coco_map`'s AP50 (tested).
+    """
+    d, g = _as_detections(det, 0), _as_ground_truth(gt, 0)
+    return {str(c): [[float(v) for v in sc], [bool(v) for v in tp], int(n)]
+            for c, (sc, tp, n) in _image_matches(d, g, _voc_match(0.5, "coco", 100)).items()}
+
+
 class DetectionMAP50(TaskMetric):
     """Task metric ``map50``: mAP@0.5 of the (possibly compressed) model's detections over a set.
 
@@ -415,19 +458,28 @@ class DetectionMAP50(TaskMetric):
         else:
             raise ValueError("map50 needs ground truth: pass an annotation with 'boxes' and 'classes', "
                              "or the uncompressed model's output as reference_output")
-        return {"detections": det, "ground_truth": gt, "gt_source": source}
+        out = {"detections": det, "ground_truth": gt, "gt_source": source}
+        if self._protocol([gt]) == "coco":
+            out[COCO50_MATCHES] = _coco50_matches(det, gt)
+        return out
+
+    def _protocol(self, gts: Sequence[dict]) -> str:
+        if self.protocol != "auto":
+            return self.protocol
+        oid = any(any(g.get("is_group_of") or []) or "positive_labels" in g or "negative_labels" in g for g in gts)
+        return "openimages" if oid else "coco"
 
     def aggregate(self, stats: Sequence[dict]) -> float:
         if not stats:
             raise ValueError("map50.aggregate got no image statistics; evaluate at least one image")
         dets = [s["detections"] for s in stats]
         gts = [s["ground_truth"] for s in stats]
-        protocol = self.protocol
-        if protocol == "auto":
-            oid = any(any(g.get("is_group_of") or []) or "positive_labels" in g or "negative_labels" in g for g in gts)
-            protocol = "openimages" if oid else "coco"
+        protocol = self._protocol(gts)
         if protocol == "openimages":
             return openimages_map50(dets, gts)
         if protocol == "voc":
             return voc_map50(dets, gts)
+        if all(COCO50_MATCHES in s for s in stats):  # each image matched once, at cell time: only the pooling is left
+            per_image = [{int(c): v for c, v in s[COCO50_MATCHES].items()} for s in stats]
+            return _nanmean(_pooled_ap(per_image, "coco101").values())
         return coco_map(dets, gts)["AP50"]
