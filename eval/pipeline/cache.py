@@ -11,6 +11,10 @@ written atomically (temp file + ``os.replace``); the ``.json`` is written last
 and marks a complete entry. An entry that fails to load (truncated or foreign
 ``.npy``, broken JSON, shape/dtype mismatch with its JSON, non-finite values)
 is reported with a :class:`RuntimeWarning` and recomputed.
+
+A write that fails (no space left, a read-only or foreign folder) raises one
+:class:`~eval.errors.StorageError` line naming the cache folder, after removing what
+was written of that entry: the cache never holds half an entry.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import contextlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -26,9 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from codec.files import atomic_save_npy, atomic_write_bytes, atomic_write_text
-from eval.errors import FeatureError
+from eval.errors import FeatureError, StorageError
 
-__all__ = ["FeatureCache", "CacheEntry", "computed_on", "image_digest", "CACHE_FORMAT", "save_arrays", "load_arrays"]
+__all__ = ["FeatureCache", "CacheEntry", "computed_on", "image_digest", "CACHE_FORMAT", "save_arrays", "load_arrays",
+           "writing_cache"]
 
 CACHE_FORMAT = "fcm-feature-cache"
 _VERSION = 1
@@ -149,8 +155,9 @@ class FeatureCache:
         except TypeError as exc:
             raise FeatureError(f"{adapter.name} head meta for {where} is not JSON-serialisable ({exc})") from None
         npy, js = self.paths(key)
-        atomic_save_npy(npy, features)
-        atomic_write_text(js, text)
+        with writing_cache(self.root, npy, js):
+            atomic_save_npy(npy, features)
+            atomic_write_text(js, text)  # last: marks the entry complete
         return features, record
 
     def _get(self, adapter, sample) -> tuple[str, np.ndarray, dict]:
@@ -179,6 +186,23 @@ class FeatureCache:
     def contains(self, adapter, sample) -> bool:
         """True when a complete entry for ``sample`` exists (not validated)."""
         return self.paths(self.key(adapter, sample))[1].exists()
+
+
+@contextlib.contextmanager
+def writing_cache(root: str | os.PathLike, *paths: str | os.PathLike):
+    """Files of one cache entry are written inside this block: an OSError there (no space, read-only,
+    no permission) removes ``paths`` (and their folder, when that leaves it empty) and becomes one
+    :class:`~eval.errors.StorageError` line naming the cache folder ``root`` and what to do."""
+    try:
+        yield
+    except OSError as exc:
+        for p in map(Path, paths):
+            with contextlib.suppress(OSError):
+                p.unlink(missing_ok=True)
+        for folder in {Path(p).parent for p in paths}:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: other entries of the folder stay
+        raise StorageError.writing(exc, "the feature cache", root, "point the feature cache elsewhere (--cache-dir)") from None
 
 
 def save_arrays(path: str | os.PathLike, value: np.ndarray | dict) -> Path:

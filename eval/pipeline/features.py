@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from eval.pipeline.cache import load_arrays, save_arrays
+from eval.pipeline.cache import load_arrays, save_arrays, writing_cache
 
 __all__ = ["FeatureRef", "FeatureSet", "prepare_features", "prepare_references", "reference_path"]
 
@@ -114,7 +114,9 @@ def prepare_references(adapter, features: FeatureSet, progress: bool = True) -> 
                 except Exception:  # noqa: BLE001 - a corrupt cache file is recomputed
                     ok = False
             if not ok:
-                save_arrays(path, adapter.tail(ref.load(), ref.meta))
+                output = adapter.tail(ref.load(), ref.meta)
+                with writing_cache(Path(ref.path).parent.parent, path):
+                    save_arrays(path, output)
             paths[ref.sample_id] = str(path)
             bar.update(1)
     return paths
