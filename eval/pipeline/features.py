@@ -18,6 +18,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from eval.pipeline.cache import load_arrays, save_arrays, writing_cache
+from eval.pipeline.cell_process import TAIL_THREADS, torch_threads
 
 __all__ = ["FeatureRef", "FeatureSet", "prepare_features", "prepare_references", "reference_path"]
 
@@ -97,7 +98,8 @@ def prepare_features(adapter, samples, cache, progress: bool = True, desc: str =
 def reference_path(ref: FeatureRef, adapter) -> Path:
     """Cached uncompressed tail output, keyed by the tail's own settings (windows, thresholds)."""
     tail_id = getattr(adapter, "tail_identity", adapter.identity)()
-    tag = hashlib.sha256(f"{tail_id}|{getattr(adapter.task, 'name', 'task')}".encode()).hexdigest()[:12]
+    # outputs from before the tail ran on TAIL_THREADS threads everywhere differ in their last bits: not reused
+    tag = hashlib.sha256(f"{tail_id}|{getattr(adapter.task, 'name', 'task')}|threads={TAIL_THREADS}".encode()).hexdigest()[:12]
     return Path(ref.path).with_name(Path(ref.path).stem + f".reference-{tag}.npz")
 
 
@@ -114,7 +116,8 @@ def prepare_references(adapter, features: FeatureSet, progress: bool = True) -> 
                 except Exception:  # noqa: BLE001 - a corrupt cache file is recomputed
                     ok = False
             if not ok:
-                output = adapter.tail(ref.load(), ref.meta)
+                with torch_threads(TAIL_THREADS):  # as in every cell (eval.pipeline.cell.run_job)
+                    output = adapter.tail(ref.load(), ref.meta)
                 with writing_cache(Path(ref.path).parent.parent, path):
                     save_arrays(path, output)
             paths[ref.sample_id] = str(path)
