@@ -50,6 +50,7 @@ class CacheEntry:
     meta: dict
     sample_id: str
     computed_on: dict | None = None  # CPU model and torch threads of the head's run (None: an older entry)
+    warnings: tuple[str, ...] = ()  # about the image file (damaged data that still decoded): see FeatureSet.warnings
 
     def load(self) -> np.ndarray:
         """The cached float32 ``[C, H, W]`` features."""
@@ -122,8 +123,10 @@ class FeatureCache:
 
     # -- computing --------------------------------------------------------------------------------
     def _compute(self, adapter, sample, key: str, identity: str, digest: str) -> tuple[np.ndarray, dict]:
-        where = f"sample {sample.id!r}" + (f" ({sample.path})" if getattr(sample, "path", None) else "")
-        features, meta = adapter.head(sample.load())
+        where = _where(sample)
+        image = sample.load()
+        _check_size(adapter, image.shape[:2], where)
+        features, meta = adapter.head(image)
         if not isinstance(features, np.ndarray) or features.ndim != 3:
             raise FeatureError(f"{adapter.name} head returned {type(features).__name__} "
                                f"{getattr(features, 'shape', '')} for {where}; expected a [C, H, W] array")
@@ -149,6 +152,8 @@ class FeatureCache:
             # torch picks other kernels on other CPUs, so features (and every figure after them) can
             # differ in their last bits between machines; a cache reused elsewhere keeps this machine's
             "computed_on": computed_on(),
+            "image_size": [int(v) for v in image.shape[:2]],
+            "warnings": _file_warnings(sample),
         }
         try:
             text = json.dumps(record, indent=1, sort_keys=True)
@@ -167,6 +172,13 @@ class FeatureCache:
         hit = self._read(key, identity)
         if hit is None:
             hit = self._compute(adapter, sample, key, identity, digest)
+        else:  # an entry made before these checks existed: check it now (not stored: the cache may be read-only)
+            meta = hit[1]["meta"]
+            size = hit[1].get("image_size") or meta.get("image_size") or meta.get("orig_size")
+            if size is not None:
+                _check_size(adapter, size, _where(sample))
+            if "warnings" not in hit[1]:
+                hit = hit[0], {**hit[1], "warnings": _file_warnings(sample)}
         features, record = hit
         return key, features, record
 
@@ -181,11 +193,27 @@ class FeatureCache:
         key, _, record = self._get(adapter, sample)
         npy, js = self.paths(key)
         return CacheEntry(key=key, features_path=npy, meta_path=js, meta=record["meta"], sample_id=str(sample.id),
-                          computed_on=record.get("computed_on"))
+                          computed_on=record.get("computed_on"), warnings=tuple(record.get("warnings") or ()))
 
     def contains(self, adapter, sample) -> bool:
         """True when a complete entry for ``sample`` exists (not validated)."""
         return self.paths(self.key(adapter, sample))[1].exists()
+
+
+def _where(sample) -> str:
+    return f"sample {sample.id!r}" + (f" ({sample.path})" if getattr(sample, "path", None) else "")
+
+
+def _check_size(adapter, size, where: str) -> None:
+    """The model's smallest input (``ModelAdapter.min_image_side``) checked here, where the image has a name."""
+    check = getattr(adapter, "check_image_size", None)
+    if callable(check):
+        check(int(size[0]), int(size[1]), where)
+
+
+def _file_warnings(sample) -> list[str]:
+    fn = getattr(sample, "file_warnings", None)
+    return [str(w) for w in fn()] if callable(fn) else []
 
 
 @contextlib.contextmanager

@@ -33,6 +33,7 @@ class FeatureRef:
     meta: dict
     annotation: object = None
     computed_on: dict | None = None  # see eval.pipeline.cache.CacheEntry
+    warnings: tuple[str, ...] = ()  # about the image file, see FeatureSet.warnings
 
     def load(self) -> np.ndarray:
         return np.load(self.path, allow_pickle=False)
@@ -72,6 +73,12 @@ class FeatureSet(Sequence):
             counts[cpu] = counts.get(cpu, 0) + 1
         return dict(sorted(counts.items()))
 
+    def warnings(self) -> list[str]:
+        """One line per image whose file decoded although it is damaged (a JPEG with corrupt data: see
+        :func:`eval.data.images.image_warnings`), found when its features were computed and kept in the
+        feature cache, so a re-run reports them too. For the study's summary.json "warnings"."""
+        return [w for ref in self.refs for w in ref.warnings]
+
     @property
     def n_channels(self) -> int:
         return int(self.refs[0].meta.get("shape", self[0].shape)[0])
@@ -90,7 +97,7 @@ def prepare_features(adapter, samples, cache, progress: bool = True, desc: str =
         for sample in samples:
             entry = cache.entry(adapter, sample)
             refs.append(FeatureRef(sample.id, entry.key, str(entry.features_path), entry.meta, getattr(sample, "annotation", None),
-                                   entry.computed_on))
+                                   entry.computed_on, entry.warnings))
             bar.update(1)
     return FeatureSet(refs)
 
