@@ -420,10 +420,10 @@ def test_without_ffmpeg_jpegs_are_not_checked_and_load_as_before(tmp_path, monke
 # --------------------------------------------------------------------------- the study, end to end
 
 
-def study(tmp_path, *extra, workers=1):
-    args = ["--model-arg", "short_side=160", "--limit", "2", "--orders", "identity", "tsp-correlation",
-            "--no-bundled-orders", "--compare-quantizers", "none", "--qps", "27", "37", "--quiet",
-            "--workers", str(workers), *extra]
+def study(*extra, workers=1, orders=("identity", "tsp-correlation")):
+    """The issue's tiny grid: 2 calibration and 2 test images at a 160 px short side, QP 27 and 37."""
+    args = ["--model-arg", "short_side=160", "--limit", "2", "--orders", *orders, "--no-bundled-orders",
+            "--compare-quantizers", "none", "--qps", "27", "37", "--quiet", "--workers", str(workers), *extra]
     return subprocess.run([sys.executable, "-m", "studies.search_order", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=900)
 
@@ -439,7 +439,7 @@ def test_study_stops_with_one_line_before_coding_an_unusable_image(tmp_path, nam
     else:
         Image.new("RGB", (1, 1), (120, 30, 200)).save(folder / name)
     out = tmp_path / "out"
-    proc = study(tmp_path, "--test", str(folder), "--out", str(out), "--cache-dir", str(tmp_path / "cache"))
+    proc = study("--test", str(folder), "--out", str(out), "--cache-dir", str(tmp_path / "cache"))
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     last = [ln for ln in proc.stderr.splitlines() if ln.strip()][-1]
@@ -453,11 +453,11 @@ def test_study_rows_are_the_same_with_one_worker_and_with_two(tmp_path):
     rows = {}
     for workers in (1, 2):
         out = tmp_path / f"w{workers}"
-        proc = study(tmp_path, "--out", str(out), "--cache-dir", str(cache), workers=workers)
+        proc = study("--out", str(out), "--cache-dir", str(cache), workers=workers, orders=("identity",))
         assert proc.returncode == 0, proc.stderr[-2000:]
         with open(out / "results.csv", newline="") as f:
             rows[workers] = {r["key"]: r for r in csv.DictReader(f)}
-    assert rows[1].keys() == rows[2].keys() and len(rows[1]) == 8
+    assert rows[1].keys() == rows[2].keys() and len(rows[1]) == 4
     for key, row in rows[1].items():
         other = rows[2][key]
         assert (row["bits"], row["feature_psnr"]) == (other["bits"], other["feature_psnr"])

@@ -19,10 +19,10 @@ was written of that entry: the cache never holds half an entry.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
-import contextlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -172,7 +172,8 @@ class FeatureCache:
         hit = self._read(key, identity)
         if hit is None:
             hit = self._compute(adapter, sample, key, identity, digest)
-        else:  # an entry made before these checks existed: check it now (not stored: the cache may be read-only)
+        else:  # a stored image is checked against this model's minimum too; an entry older than the file check
+            # gets it now (not stored: the cache may be read-only)
             meta = hit[1]["meta"]
             size = hit[1].get("image_size") or meta.get("image_size") or meta.get("orig_size")
             if size is not None:
