@@ -203,13 +203,17 @@ def friendly_errors(flags: dict[str, str] | None = None):
         print("\ninterrupted: finished cells are stored; run the same command again to resume", file=sys.stderr)
         raise SystemExit(130)
     except OSError as exc:
+        from eval.errors import StorageError
         from eval.pipeline.faults import resource_fault
 
         fault = resource_fault(exc)
-        if fault is None and not isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+        if isinstance(exc, (StorageError, FileNotFoundError, NotADirectoryError)):
+            message = str(exc)  # already says what and where
+        elif fault is not None:
+            message = (f"cannot write: {fault}; finished cells are stored; free space (or fix the permission) and run "
+                       "the same command again")
+        else:
             raise
-        message = f"cannot write: {fault}; finished cells are stored; free space (or fix the permission) and run " \
-                  "the same command again" if fault else str(exc)
         print(f"error: {' '.join(message.split())}", file=sys.stderr)
         raise SystemExit(2)
     except _known_errors() as exc:

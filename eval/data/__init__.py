@@ -46,19 +46,27 @@ def _dataset(spec: str):
 
 def choose_splits(dataset: str | None = None, calib: str | None = None, test: str | None = None,
                   images: str | None = None, n_calib: int | None = None, limit: int | None = None,
-                  allow_overlap: bool = False):
+                  allow_overlap: bool = False, video: dict | None = None):
     """Calibration and test samples (embedded default: the bundled sample photos).
 
     ``dataset`` (an annotated test set, ``coco:...`` or ``openimages:...``) takes its
     calibration images from ``calib`` or its first ``n_calib`` images; ``calib`` and ``test``
     are two folders or ``bundled:NAME`` sets (:func:`eval.data.images.image_set`; ``test``
-    alone keeps the default calibration photos); ``images`` is one folder split deterministically; ``limit``
+    alone keeps the default calibration photos); ``images`` is one folder split deterministically; ``video``
+    (``{"path", "n_calib", "n_test", "stride", "gap"}``; path ``vtest`` = the installed pedestrian video) is
+    split in time (:func:`eval.data.video.video_split`); ``limit``
     keeps the first N images of each split. A test image whose content is also in the
     calibration split is an error (:func:`check_overlap`) unless ``allow_overlap``.
     """
     from eval.data import images as photos
 
-    if dataset:
+    if video:
+        from eval.data.video import installed_video, video_split
+
+        options = dict(video)
+        path = options.pop("path")
+        calib_samples, test_samples = video_split(installed_video() if path == "vtest" else path, **options)
+    elif dataset:
         test_samples = _dataset(dataset)
         if calib:
             calib_samples = photos.image_folder(calib)

@@ -48,6 +48,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
+import subprocess
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +63,9 @@ from eval.errors import ImageReadError
 __all__ = [
     "Sample",
     "load_image",
+    "image_warnings",
+    "max_image_pixels",
+    "ENV_MAX_IMAGE_PIXELS",
     "skimage_data_dir",
     "sample_photos",
     "grey_photos",
@@ -102,6 +108,9 @@ Everyday scenes from other sources than scikit-image: the second, disjoint test 
 DEFAULT_TEST = ("astronaut", "chelsea", "coffee", "rocket")
 """Sample ids held out for testing by :func:`default_split`."""
 
+ENV_MAX_IMAGE_PIXELS = "FCM_MAX_IMAGE_PIXELS"
+"""Environment variable: the largest image (width x height, in pixels) :func:`load_image` decodes."""
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm", ".gif")
 
 
@@ -130,6 +139,10 @@ class Sample:
     def content_digest(self) -> str:
         """SHA-256 of the image content (:func:`content_digest`)."""
         return content_digest(self.path, self.load)
+
+    def file_warnings(self) -> list[str]:
+        """One-line warnings about a file that decodes but is damaged (:func:`image_warnings`; [] in memory)."""
+        return [] if self.path is None else image_warnings(self.path)
 
 
 def content_digest(path, load) -> str:
@@ -164,6 +177,35 @@ def _as_rgb_uint8(a: np.ndarray, what: str) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+def max_image_pixels() -> int | None:
+    """The largest image (width x height) :func:`load_image` decodes, in pixels; None: no limit.
+
+    ``$FCM_MAX_IMAGE_PIXELS`` when set, else the size at which Pillow itself refuses a file as a
+    decompression bomb (``2 * PIL.Image.MAX_IMAGE_PIXELS``, 178,956,970 pixels by default; a
+    program that set Pillow's limit to None has none here either). Why a limit at all: a small
+    file can decode to gigabytes (a 14000 x 13000 PNG of one colour is 177 KB on disk and
+    546 MB decoded), and every image is scaled to the model's input size anyway.
+    """
+    text = os.environ.get(ENV_MAX_IMAGE_PIXELS, "").strip()
+    if text:
+        try:
+            value = int(text.replace("_", "").replace(",", ""))
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ImageReadError(f"{ENV_MAX_IMAGE_PIXELS}={text!r} is not a positive whole number of pixels; "
+                                 f"set it to e.g. 250000000 or unset it")
+        return value
+    from PIL import Image
+
+    return None if Image.MAX_IMAGE_PIXELS is None else 2 * int(Image.MAX_IMAGE_PIXELS)
+
+
+#: Pillow's own decompression-bomb check reads a module global; load_image swaps it for its own
+#: limit (which names the file and says what to do) only while it opens and decodes a file
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as a C-contiguous ``H x W x 3`` uint8 RGB array.
 
@@ -172,7 +214,9 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     images are expanded; 16-bit grey keeps its 8 most significant bits. The
     EXIF orientation tag is applied (as image viewers and detectron2 do).
     Multi-frame files give their first frame. Raises :class:`ImageReadError`
-    naming the path and the reason for a missing, unreadable or non-image file.
+    naming the path and the reason for a missing, unreadable or non-image file,
+    and for an image larger than :func:`max_image_pixels` (read from the file's
+    header, before any pixel is decoded).
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -181,32 +225,99 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError(f"{p}: no such file; check the path")
     if p.is_dir():
         raise ImageReadError(f"{p}: is a directory, not an image file; give the path of an image")
+    limit = max_image_pixels()
     try:
-        with Image.open(p) as im:
-            im.load()
+        with _PIL_LIMIT_LOCK:
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
             try:
-                im = ImageOps.exif_transpose(im)
-            except Exception:  # noqa: BLE001 - a broken EXIF block must not make the pixels unreadable
-                pass
-            mode = im.mode
-            if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-                a = np.asarray(im)
-                a = (np.clip(a.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
-                return _as_rgb_uint8(a, str(p))
-            if mode == "F":
-                raise ImageReadError(f"{p}: floating-point image (mode F) has no defined 0..255 scale; save it as 8-bit")
-            if mode != "RGB":
-                im = im.convert("RGB")
-            a = np.asarray(im)
+                with Image.open(p) as im:
+                    _check_pixels(p, im.size, limit)
+                    im.load()
+                    try:
+                        im = ImageOps.exif_transpose(im)
+                    except Exception:  # noqa: BLE001 - a broken EXIF block must not make the pixels unreadable
+                        pass
+                    mode = im.mode
+                    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+                        a = np.asarray(im)
+                        a = (np.clip(a.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
+                        return _as_rgb_uint8(a, str(p))
+                    if mode == "F":
+                        raise ImageReadError(f"{p}: floating-point image (mode F) has no defined 0..255 scale; save it as 8-bit")
+                    if mode != "RGB":
+                        im = im.convert("RGB")
+                    a = np.asarray(im)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
     except ImageReadError:
         raise
     except UnidentifiedImageError:
         raise ImageReadError(f"{p}: not an image file PIL can read; remove it from the image folder or save it as PNG/JPEG") from None
+    except MemoryError:
+        raise ImageReadError(f"{p}: not enough memory to decode this image; resize it or free memory") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageReadError(f"{p}: cannot decode image ({exc}); the file is damaged or truncated: replace it or remove it from the image folder") from None
     if a.ndim != 3 or a.shape[2] != 3 or a.shape[0] == 0 or a.shape[1] == 0:
         raise ImageReadError(f"{p}: decoded to shape {a.shape}; expected a non-empty H x W x 3 image")
     return np.ascontiguousarray(a, dtype=np.uint8)
+
+
+def _check_pixels(path: Path, size: tuple[int, int], limit: int | None) -> None:
+    """Refuse an image of ``size`` (width, height) above ``limit`` pixels, naming the file and the way out."""
+    w, h = (int(v) for v in size)
+    if limit is not None and w * h > limit:
+        raise ImageReadError(
+            f"{path}: {w}x{h} image ({w * h:,} pixels) is larger than the {limit:,} pixels load_image decodes "
+            f"(a guard against decompression bombs); resize it (the model scales every image to its input size "
+            f"anyway) or raise the limit with {ENV_MAX_IMAGE_PIXELS}={w * h}")
+
+
+def image_warnings(path: str | os.PathLike) -> list[str]:
+    """One-line warnings about an image file that :func:`load_image` decodes although it is damaged; [] if none.
+
+    A JPEG whose entropy-coded data is damaged in the middle (bytes overwritten, cut out or
+    inserted) decodes in Pillow without an exception or a warning: libjpeg recovers with
+    grey or shifted blocks and reports "Corrupt JPEG data" through a message hook that
+    Pillow leaves silent, so the study would code a picture that is not the photo. Such a
+    file is decoded a second time by ffmpeg's JPEG decoder (the package's ffmpeg,
+    :func:`codec.ffmpeg.ffmpeg_exe`), whose errors ("error count", "overread", "bad vlc")
+    become the warning. Checked by hand: no report on the 6 bundled JPEG photos and 10
+    Pillow-written variants (progressive, restart markers, CMYK, grey, 4:4:4, 1 x 1), a report
+    on each of 6 damaged copies (64 random bytes, 2000 zeros, one flipped bit, a stray EOI
+    marker, 5000 bytes cut out, a truncated file). Other formats need no second look: Pillow
+    refuses damaged PNG data itself (its CRCs and zlib stream), which :func:`load_image`
+    reports as an error. Without a usable ffmpeg the check is skipped ([]): coding needs
+    ffmpeg anyway and says so.
+
+    Called where an image's features are computed (:class:`eval.pipeline.cache.FeatureCache`
+    records the result in the cache entry), not in :func:`load_image`: a second decode per
+    JPEG costs 10-130 ms and is done once per image, not at every load.
+    """
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            magic = f.read(3)
+    except OSError:
+        return []  # load_image reports an unreadable file itself
+    if magic != b"\xff\xd8\xff":
+        return []
+    from codec.errors import CodecError
+    from codec.ffmpeg import ffmpeg_exe
+
+    try:
+        exe = ffmpeg_exe()
+        proc = subprocess.run([exe, "-hide_banner", "-nostdin", "-v", "error", "-i", f"file:{p}", "-f", "null", "-"],
+                              capture_output=True, timeout=120)
+    except (CodecError, OSError, subprocess.TimeoutExpired):
+        return []
+    lines = [re.sub(r"^\[[^]]*\]\s*", "", ln).strip()
+             for ln in proc.stderr.decode("utf-8", "replace").replace("\r", "\n").splitlines()]
+    lines = [ln for ln in lines if ln]
+    if not lines or any(w in ln.lower() for ln in lines for w in ("not supported", "unsupported", "not implemented")):
+        return []  # nothing found, or a kind of JPEG ffmpeg cannot check (arithmetic coding, 12-bit)
+    found = "; ".join(dict.fromkeys(lines[:4]))
+    return [f"{p}: JPEG data is damaged (ffmpeg's decoder: {found}) though it decodes, so its features, bits and "
+            "task scores are those of a partly garbled picture; replace the file or remove it from the image set"]
 
 
 def skimage_data_dir() -> Path:

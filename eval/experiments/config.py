@@ -359,7 +359,15 @@ class DataConfig:
                                  help="annotated test set: coco:ANNOTATIONS.json:IMAGE_DIR or "
                                  "openimages:BOXES.csv:IMAGE_DIR[:LABELS.csv]; calibration images then come from "
                                  "--calib or the first --n-calib images of the set")
-    n_calib: int | None = option(None, minimum=1, help="calibration images taken from --images/--dataset (default: about half, at least 1)")
+    video: str | None = option(None, metavar="PATH",
+                               help="a video split in time into calibration and test frames (calibration from its start, test "
+                               "from later, --frame-gap frames apart); 'vtest' = OpenCV's pedestrian video put in place by "
+                               "python -m eval.install")
+    n_calib: int | None = option(None, minimum=1, help="calibration images taken from --images/--dataset, or frames from "
+                                 "--video (default: about half, at least 1; video: 32)")
+    n_test: int | None = option(None, minimum=1, help="test frames taken from --video (default 64)")
+    frame_stride: int | None = option(None, minimum=1, help="--video: take every Nth frame (default 8)")
+    frame_gap: int | None = option(None, minimum=1, help="--video: frames between the last calibration and the first test frame (default 40)")
     limit: int | None = option(None, minimum=1, help="use only the first N images of each split (a quick run)")
     allow_overlap: bool = option(False, help="allow test images whose content is also in the calibration split (an error otherwise)")
     cache_dir: str = option(".cache/features", help="feature cache (keyed by model, layer and image content)")
@@ -381,8 +389,13 @@ class DataConfig:
         """Calibration and test samples (embedded default: the bundled sample photos)."""
         from eval.data import choose_splits
 
+        video = None
+        if self.video:
+            video = {"path": self.video, **{k: v for k, v in (("n_calib", self.n_calib), ("n_test", self.n_test),
+                                                                ("stride", self.frame_stride), ("gap", self.frame_gap))
+                                             if v is not None}}
         return choose_splits(dataset=self.dataset, calib=self.calib, test=self.test, images=self.images,
-                             n_calib=self.n_calib, limit=self.limit, allow_overlap=self.allow_overlap)
+                             n_calib=self.n_calib, limit=self.limit, allow_overlap=self.allow_overlap, video=video)
 
 
 @dataclass

@@ -31,6 +31,12 @@ class ModelAdapter(abc.ABC):
     layer: str
     n_channels: int
     task: TaskMetric
+    #: the smallest short side (px) of an input image the model makes meaningful features of. Models
+    #: scale every image to their input size, so a 1 x 1 image would be blown up into a full feature
+    #: map of one colour and its bits divided by one pixel; a model whose deepest stage has stride 32
+    #: needs at least 32 px (one cell of that stage) of real picture. Checked before the head runs,
+    #: where the image is named (:meth:`check_image_size`, :class:`eval.pipeline.cache.FeatureCache`).
+    min_image_side: int = 1
 
     @abc.abstractmethod
     def identity(self) -> str:
@@ -51,6 +57,17 @@ class ModelAdapter(abc.ABC):
     @abc.abstractmethod
     def tail(self, features: np.ndarray, meta: dict) -> Any:
         """Task output from (possibly decoded) float32 ``[C, h, w]`` features and the head's ``meta``."""
+
+    def check_image_size(self, height: int, width: int, where: str = "image") -> None:
+        """Refuse an image whose short side is below :attr:`min_image_side` with one line naming ``where``."""
+        need = int(getattr(self, "min_image_side", 1) or 1)
+        if min(int(height), int(width)) < need:
+            from eval.errors import ImageReadError
+
+            raise ImageReadError(
+                f"{where}: {int(width)}x{int(height)} px image is too small for {getattr(self, 'name', type(self).__name__)}, "
+                f"which needs a short side of at least {need} px (smaller images are mostly invented by upscaling); "
+                "use a larger image or remove it from the image set")
 
     def bundled_orders(self) -> dict:
         """Channel orders shipped with the package for this model and layer, ``{name: order file path}``.

@@ -111,6 +111,7 @@ class Detectron2Adapter(ModelAdapter):
 
     name = "detectron2"
     layer = "res2"
+    min_image_side = 32  # res5's stride and the padding's size divisibility (see ModelAdapter.min_image_side)
 
     def __init__(self, config: str | os.PathLike = DEFAULT_CONFIG, weights: str | os.PathLike | None = None,
                  device: str = "cpu", score_threshold: float | None = None, min_size: int | None = None,

@@ -140,6 +140,7 @@ class MobileNetV2Adapter(ModelAdapter):
     layer = "features.4.conv.0"
     n_channels = 144
     stride = _STRIDE
+    min_image_side = 32  # the network's total stride (see ModelAdapter.min_image_side), also short_side's minimum
 
     def __init__(self, weights: str | None = None, device: str = "cpu", short_side: int = 512,
                  window: int = 224, window_stride: int = 64, batch_size: int = 16, num_threads: int | None = None):

@@ -11,10 +11,15 @@ written atomically (temp file + ``os.replace``); the ``.json`` is written last
 and marks a complete entry. An entry that fails to load (truncated or foreign
 ``.npy``, broken JSON, shape/dtype mismatch with its JSON, non-finite values)
 is reported with a :class:`RuntimeWarning` and recomputed.
+
+A write that fails (no space left, a read-only or foreign folder) raises one
+:class:`~eval.errors.StorageError` line naming the cache folder, after removing what
+was written of that entry: the cache never holds half an entry.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -26,9 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from codec.files import atomic_save_npy, atomic_write_bytes, atomic_write_text
-from eval.errors import FeatureError
+from eval.errors import FeatureError, StorageError
 
-__all__ = ["FeatureCache", "CacheEntry", "computed_on", "image_digest", "CACHE_FORMAT", "save_arrays", "load_arrays"]
+__all__ = ["FeatureCache", "CacheEntry", "computed_on", "image_digest", "CACHE_FORMAT", "save_arrays", "load_arrays",
+           "writing_cache"]
 
 CACHE_FORMAT = "fcm-feature-cache"
 _VERSION = 1
@@ -44,6 +50,7 @@ class CacheEntry:
     meta: dict
     sample_id: str
     computed_on: dict | None = None  # CPU model and torch threads of the head's run (None: an older entry)
+    warnings: tuple[str, ...] = ()  # about the image file (damaged data that still decoded): see FeatureSet.warnings
 
     def load(self) -> np.ndarray:
         """The cached float32 ``[C, H, W]`` features."""
@@ -116,8 +123,10 @@ class FeatureCache:
 
     # -- computing --------------------------------------------------------------------------------
     def _compute(self, adapter, sample, key: str, identity: str, digest: str) -> tuple[np.ndarray, dict]:
-        where = f"sample {sample.id!r}" + (f" ({sample.path})" if getattr(sample, "path", None) else "")
-        features, meta = adapter.head(sample.load())
+        where = _where(sample)
+        image = sample.load()
+        _check_size(adapter, image.shape[:2], where)
+        features, meta = adapter.head(image)
         if not isinstance(features, np.ndarray) or features.ndim != 3:
             raise FeatureError(f"{adapter.name} head returned {type(features).__name__} "
                                f"{getattr(features, 'shape', '')} for {where}; expected a [C, H, W] array")
@@ -143,14 +152,17 @@ class FeatureCache:
             # torch picks other kernels on other CPUs, so features (and every figure after them) can
             # differ in their last bits between machines; a cache reused elsewhere keeps this machine's
             "computed_on": computed_on(),
+            "image_size": [int(v) for v in image.shape[:2]],
+            "warnings": _file_warnings(sample),
         }
         try:
             text = json.dumps(record, indent=1, sort_keys=True)
         except TypeError as exc:
             raise FeatureError(f"{adapter.name} head meta for {where} is not JSON-serialisable ({exc})") from None
         npy, js = self.paths(key)
-        atomic_save_npy(npy, features)
-        atomic_write_text(js, text)
+        with writing_cache(self.root, npy, js):
+            atomic_save_npy(npy, features)
+            atomic_write_text(js, text)  # last: marks the entry complete
         return features, record
 
     def _get(self, adapter, sample) -> tuple[str, np.ndarray, dict]:
@@ -160,6 +172,14 @@ class FeatureCache:
         hit = self._read(key, identity)
         if hit is None:
             hit = self._compute(adapter, sample, key, identity, digest)
+        else:  # a stored image is checked against this model's minimum too; an entry older than the file check
+            # gets it now (not stored: the cache may be read-only)
+            meta = hit[1]["meta"]
+            size = hit[1].get("image_size") or meta.get("image_size") or meta.get("orig_size")
+            if size is not None:
+                _check_size(adapter, size, _where(sample))
+            if "warnings" not in hit[1]:
+                hit = hit[0], {**hit[1], "warnings": _file_warnings(sample)}
         features, record = hit
         return key, features, record
 
@@ -174,11 +194,44 @@ class FeatureCache:
         key, _, record = self._get(adapter, sample)
         npy, js = self.paths(key)
         return CacheEntry(key=key, features_path=npy, meta_path=js, meta=record["meta"], sample_id=str(sample.id),
-                          computed_on=record.get("computed_on"))
+                          computed_on=record.get("computed_on"), warnings=tuple(record.get("warnings") or ()))
 
     def contains(self, adapter, sample) -> bool:
         """True when a complete entry for ``sample`` exists (not validated)."""
         return self.paths(self.key(adapter, sample))[1].exists()
+
+
+def _where(sample) -> str:
+    return f"sample {sample.id!r}" + (f" ({sample.path})" if getattr(sample, "path", None) else "")
+
+
+def _check_size(adapter, size, where: str) -> None:
+    """The model's smallest input (``ModelAdapter.min_image_side``) checked here, where the image has a name."""
+    check = getattr(adapter, "check_image_size", None)
+    if callable(check):
+        check(int(size[0]), int(size[1]), where)
+
+
+def _file_warnings(sample) -> list[str]:
+    fn = getattr(sample, "file_warnings", None)
+    return [str(w) for w in fn()] if callable(fn) else []
+
+
+@contextlib.contextmanager
+def writing_cache(root: str | os.PathLike, *paths: str | os.PathLike):
+    """Files of one cache entry are written inside this block: an OSError there (no space, read-only,
+    no permission) removes ``paths`` (and their folder, when that leaves it empty) and becomes one
+    :class:`~eval.errors.StorageError` line naming the cache folder ``root`` and what to do."""
+    try:
+        yield
+    except OSError as exc:
+        for p in map(Path, paths):
+            with contextlib.suppress(OSError):
+                p.unlink(missing_ok=True)
+        for folder in {Path(p).parent for p in paths}:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: other entries of the folder stay
+        raise StorageError.writing(exc, "the feature cache", root, "point the feature cache elsewhere (cache_dir)") from None
 
 
 def save_arrays(path: str | os.PathLike, value: np.ndarray | dict) -> Path:

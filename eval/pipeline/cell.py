@@ -29,7 +29,7 @@ import numpy as np
 
 from eval.analysis.metrics import mse_and_psnr
 from eval.errors import FeatureError
-from eval.pipeline.cell_process import keep_heap, limit_threads, loaded_adapter
+from eval.pipeline.cell_process import TAIL_THREADS, keep_heap, limit_threads, loaded_adapter, torch_threads
 from eval.pipeline.faults import resource_fault
 
 __all__ = ["CodingResult", "Job", "code_features", "run_job", "check_features", "cell_key", "make_jobs", "order_side_bits"]
@@ -229,7 +229,8 @@ def run_job(job: Job, single_thread: bool = True) -> dict:
             atomic_write_bytes(Path(job.bitstream_dir) / f"{job.key}.bin", result.bitstream.data)
         adapter = loaded_adapter(job.model)
         t0 = time.perf_counter()
-        output = adapter.tail(result.reconstruction, job.meta)
+        with torch_threads(TAIL_THREADS):  # the same sums inline and on workers
+            output = adapter.tail(result.reconstruction, job.meta)
         tail_seconds = time.perf_counter() - t0
         reference = load_arrays(job.reference_path)
         stats = adapter.task.image_stats(output, reference, job.annotation)

@@ -7,10 +7,12 @@ fast the next cell starts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
-__all__ = ["use_adapter", "loaded_adapter", "keep_heap", "limit_threads", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
+__all__ = ["use_adapter", "loaded_adapter", "keep_heap", "limit_threads", "torch_threads", "TAIL_THREADS",
+           "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
 
 _ADAPTERS: dict[str, Any] = {}
 
@@ -80,3 +82,25 @@ def limit_threads() -> None:
             torch.set_num_threads(1)
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
+
+
+#: torch threads the model tail runs on, wherever it runs (a worker, the study's own process inline, the
+#: reference tail): a 1x1 convolution's sum over input channels is split by thread count (oneDNN), so the
+#: tail's outputs, and every task statistic after them, changed in their last bits (1e-5 relative)
+#: between --workers 1 (inline, all cores) and --workers 2 (one thread per worker)
+TAIL_THREADS = 1
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch's intra-op thread count is ``n`` inside the block and what it was after (no-op when already ``n``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before != n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if before != n:
+            torch.set_num_threads(before)

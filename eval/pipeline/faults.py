@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import errno
 
+from eval.errors import RESOURCE_ERRNOS
+
 __all__ = ["is_machinery_error", "machinery_exceptions", "is_machinery_exception", "client_lost", "machinery_fault",
            "ResourceError", "resource_fault", "RESOURCE_ERRNOS"]
 
-#: OSError numbers that say the machine cannot write (space, quota, read-only, permission), not that a cell is bad
-RESOURCE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 #: how child processes (ffmpeg, VTM) report those in their own words
 _RESOURCE_WORDS = ("No space left on device", "Disk quota exceeded", "Read-only file system")
 

@@ -17,7 +17,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from eval.pipeline.cache import load_arrays, save_arrays
+from eval.pipeline.cache import load_arrays, save_arrays, writing_cache
+from eval.pipeline.cell_process import TAIL_THREADS, torch_threads
 
 __all__ = ["FeatureRef", "FeatureSet", "prepare_features", "prepare_references", "reference_path"]
 
@@ -32,6 +33,7 @@ class FeatureRef:
     meta: dict
     annotation: object = None
     computed_on: dict | None = None  # see eval.pipeline.cache.CacheEntry
+    warnings: tuple[str, ...] = ()  # about the image file, see FeatureSet.warnings
 
     def load(self) -> np.ndarray:
         return np.load(self.path, allow_pickle=False)
@@ -71,6 +73,12 @@ class FeatureSet(Sequence):
             counts[cpu] = counts.get(cpu, 0) + 1
         return dict(sorted(counts.items()))
 
+    def warnings(self) -> list[str]:
+        """One line per image whose file decoded although it is damaged (a JPEG with corrupt data: see
+        :func:`eval.data.images.image_warnings`), found when its features were computed and kept in the
+        feature cache, so a re-run reports them too. For the study's summary.json "warnings"."""
+        return [w for ref in self.refs for w in ref.warnings]
+
     @property
     def n_channels(self) -> int:
         return int(self.refs[0].meta.get("shape", self[0].shape)[0])
@@ -89,7 +97,7 @@ def prepare_features(adapter, samples, cache, progress: bool = True, desc: str =
         for sample in samples:
             entry = cache.entry(adapter, sample)
             refs.append(FeatureRef(sample.id, entry.key, str(entry.features_path), entry.meta, getattr(sample, "annotation", None),
-                                   entry.computed_on))
+                                   entry.computed_on, entry.warnings))
             bar.update(1)
     return FeatureSet(refs)
 
@@ -97,7 +105,8 @@ def prepare_features(adapter, samples, cache, progress: bool = True, desc: str =
 def reference_path(ref: FeatureRef, adapter) -> Path:
     """Cached uncompressed tail output, keyed by the tail's own settings (windows, thresholds)."""
     tail_id = getattr(adapter, "tail_identity", adapter.identity)()
-    tag = hashlib.sha256(f"{tail_id}|{getattr(adapter.task, 'name', 'task')}".encode()).hexdigest()[:12]
+    # outputs from before the tail ran on TAIL_THREADS threads everywhere differ in their last bits: not reused
+    tag = hashlib.sha256(f"{tail_id}|{getattr(adapter.task, 'name', 'task')}|threads={TAIL_THREADS}".encode()).hexdigest()[:12]
     return Path(ref.path).with_name(Path(ref.path).stem + f".reference-{tag}.npz")
 
 
@@ -114,7 +123,10 @@ def prepare_references(adapter, features: FeatureSet, progress: bool = True) -> 
                 except Exception:  # noqa: BLE001 - a corrupt cache file is recomputed
                     ok = False
             if not ok:
-                save_arrays(path, adapter.tail(ref.load(), ref.meta))
+                with torch_threads(TAIL_THREADS):  # as in every cell (eval.pipeline.cell.run_job)
+                    output = adapter.tail(ref.load(), ref.meta)
+                with writing_cache(Path(ref.path).parent.parent, path):
+                    save_arrays(path, output)
             paths[ref.sample_id] = str(path)
             bar.update(1)
     return paths
