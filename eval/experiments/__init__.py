@@ -15,6 +15,8 @@ from importlib import import_module
 _WHERE = {
     "ConfigError": "config", "DataConfig": "config", "CodingConfig": "config", "RunConfig": "config",
     "SearchConfig": "search", "SearchResult": "search", "search_orders": "search",
+    "DetectorSearchConfig": "search_detector", "search_detector": "search_detector",
+    "TuneConfig": "tune", "tune_quantizer": "tune", "AblateConfig": "ablate", "ablate": "ablate",
 }
 
 __all__ = sorted(_WHERE)

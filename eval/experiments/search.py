@@ -144,7 +144,8 @@ def _vs_key(summary: dict) -> str:
     return "bd_rate_vs_paper" if "bd_rate_vs_paper" in summary else "bd_rate_vs_main_quantizer"
 
 
-def search_orders(config: SearchConfig, *, command: str | None = None, source: str | None = None) -> SearchResult:
+def search_orders(config: SearchConfig, *, command: str | None = None, source: str | None = None,
+                  experiment: str = "search_order") -> SearchResult:
     """Run the order search of ``config`` (see the module docstring) and return what it measured.
 
     Usable from Python: ``search_orders(SearchConfig(data=DataConfig(limit=1), run=RunConfig(out="runs/x")))``.
@@ -152,8 +153,9 @@ def search_orders(config: SearchConfig, *, command: str | None = None, source: s
     config.check()
     t_start = time.perf_counter()
     run = config.run
-    with study_session(config, "search_order", command=command, source=source) as folder:
-        setup = prepare(config.data, config.coding, run.progress)
+    with study_session(config, experiment, command=command, source=source) as folder:
+        samples = config.data.splits()
+        setup = prepare(config.data, config.coding, run.progress, splits=samples)
         orders = _collect_orders(config, setup, folder)
         compare_names = _compare_orders(config, orders)
         from eval.pipeline.features import prepare_references
@@ -163,6 +165,9 @@ def search_orders(config: SearchConfig, *, command: str | None = None, source: s
             grid = _code_main_grid(config, setup, folder, orders, references, store)
             compared = _code_compared(config, setup, folder, orders, references, grid.rows, compare_names, store)
         result = _report(config, setup, folder, orders, grid, compared)
+        figure = _detections_figure(folder, setup, samples[1], references, grid.rows, compare_names)
+        if figure is not None:
+            result.files["figure detections"] = figure
     result.seconds = time.perf_counter() - t_start
     return result
 
@@ -241,3 +246,30 @@ def _report(config: SearchConfig, setup, folder, orders, grid, compared) -> Sear
              "per-image BD-rates": folder.bd_per_image_csv, "mpeg": folder.mpeg_csv, "config": folder.config_toml,
              **{f"figure {name}": path for name, path in figures.items()}}
     return SearchResult(config, report, compared, runs_report, rows, grid.errors, summary, grid, files)
+
+
+def _detections_figure(folder, setup, test_samples, references, rows, learned_names):
+    """``figures/detections.png`` for a detection task: the test image with the most (pseudo) ground-truth boxes,
+    its uncoded detections and those after coding at the lowest and highest QP, under identity and the learned order."""
+    from eval.pipeline.cache import load_arrays
+    from eval.plots.detections import detection_panels
+
+    if getattr(setup.adapter.task, "name", "") != "map50" or not rows:
+        return None
+    learned = next((o for o in learned_names if o != "identity"), None)
+    ok = [r for r in rows if r["order"] in ("identity", learned)]
+    by = {(r["image_id"], r["order"], int(r["qp"])): r["task_stats"] for r in ok}
+    qps = sorted({int(r["qp"]) for r in ok})
+    image_id = max(setup.test.ids, key=lambda i: (len(by.get((i, "identity", qps[0]), {}).get("ground_truth", {}).get("boxes", [])),
+                                                  -setup.test.ids.index(i)))
+    sample = next(s for s in test_samples if s.id == image_id)
+    panels = {"uncoded": load_arrays(references[image_id])}
+    for order in ("identity", learned):
+        for qp in (qps[0], qps[-1]):
+            stats = by.get((image_id, order, qp)) if order else None
+            if stats is not None:
+                panels[f"{order}, QP {qp}"] = stats["detections"]
+    gt = by.get((image_id, "identity", qps[0]), {}).get("ground_truth")
+    return detection_panels(sample.load(), panels, folder.figures_dir / "detections.png", ground_truth=gt,
+                            title=f"{image_id}: person detections (dashed: uncoded, score >= 0.5), coded under the "
+                                  f"paper's quantizer at QP {qps[0]} and {qps[-1]}")

@@ -34,6 +34,8 @@ def search_summary(config, setup, folder, orders, report, compared, rows) -> tup
             "qp_match": {c.run.label: c.run.match.as_dict() for c in compared if c.run.match is not None},
             "warnings": report.warnings + [w for c in compared for w in c.report.warnings] + vs.warnings,
         }
+    # what the data said about itself (a damaged JPEG decodes, but a reader must know)
+    extra["warnings"] = extra.get("warnings", report.warnings) + setup.calib.warnings() + setup.test.warnings()
     extra.update({
         "model": setup.model_spec, "codec": setup.codec_spec, "quantizer": setup.quantizer_dict,
         "packing": config.coding.packing, "qps": list(config.coding.qps), "calibration": setup.calib.ids,
