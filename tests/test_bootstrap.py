@@ -179,10 +179,27 @@ def test_block_bootstrap_widens_the_interval_of_autocorrelated_images():
                              "pixels": 1000, "feature_psnr": 40.0 - 3 * k, "quantizer": "q", "packing": "t", "codec": "c",
                              "side_bits": 0, "status": "ok"})
     width = {}
-    for block in (1, 12):
+    for block in (1, 12):  # 48 images: 4 runs of 12
         boot = paired_bootstrap(rows, None, images, replicates=300, block=block)
         key = next(k for k in boot.values if k[0] == "tsp")
         lo, hi = boot.interval(key, "feature_psnr")
         width[block] = hi - lo
     assert boot.unit == "images in blocks of 12 consecutive"
     assert width[12] > 1.3 * width[1]
+
+
+def test_block_longer_than_a_quarter_of_the_images_is_shortened():
+    """One run of all the images would redraw the sample itself: a point, not an interval."""
+    from eval.analysis.bootstrap import paired_bootstrap
+
+    rows = []
+    for i in range(8):
+        for order, scale in (("identity", 1.0), ("tsp", 0.8 + 0.05 * (i % 3))):
+            for k, qp in enumerate((22, 27, 32, 37)):
+                rows.append({"image_id": f"f{i}", "order": order, "qp": qp, "bits": int(8000 * scale * 2 ** -k) + 1,
+                             "pixels": 1000, "feature_psnr": 40.0 - 3 * k, "quantizer": "q", "packing": "t", "codec": "c",
+                             "side_bits": 0, "status": "ok"})
+    boot = paired_bootstrap(rows, None, [f"f{i}" for i in range(8)], replicates=100, block=8)
+    assert boot.unit == "images in blocks of 2 consecutive"
+    lo, hi = boot.interval(next(k for k in boot.values if k[0] == "tsp"), "feature_psnr")
+    assert hi - lo > 0.5

@@ -112,3 +112,22 @@ def test_per_image_bd_rates_one_row_per_image_and_order():
     assert got[("a", "tsp")]["bd_feature_psnr"] == pytest.approx(-20.0, abs=1e-6)
     assert got[("b", "tsp")]["bd_feature_psnr"] == pytest.approx(0.0, abs=1e-6)
     assert got[("a", "identity")]["bd_task"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_task_score_saturated_at_its_top_keeps_only_the_cheapest_top_point():
+    """AP against the uncoded detector's own boxes reaches 1 at several low QPs: only the cheapest such point counts."""
+    from eval.analysis.curves import Curve, bd_between
+
+    anchor = Curve(setup={"order": "identity"}, qp=[17, 22, 27, 32, 37], bpp=[9.0, 6.5, 4.5, 2.9, 1.4],
+                   feature_psnr=[50, 47, 44, 41, 38], task=[1.0, 1.0, 0.99, 0.97, 0.94])
+    test = Curve(setup={"order": "tsp"}, qp=[17, 22, 27, 32, 37], bpp=[8.5, 6.0, 4.0, 2.5, 1.2],
+                 feature_psnr=[50, 47, 44, 41, 38], task=[1.0, 0.995, 0.99, 0.97, 0.94])
+    notes = []
+    value = bd_between(anchor, test, "task", notes=notes)
+    assert value is not None and value < 0 and not notes
+    dropped = Curve(setup={"order": "identity"}, qp=[22, 27, 32, 37], bpp=[6.5, 4.5, 2.9, 1.4],
+                    feature_psnr=[47, 44, 41, 38], task=[1.0, 0.99, 0.97, 0.94])
+    assert value == pytest.approx(bd_between(dropped, test, "task"))  # QP 17 (the dearer 1.0) is left out
+    below = Curve(setup={"order": "x"}, qp=[22, 27, 32, 37], bpp=[6.5, 4.5, 2.9, 1.4], feature_psnr=[47, 44, 41, 38],
+                  task=[0.99, 0.97, 0.97, 0.94])
+    assert bd_between(anchor, below, "task", notes=notes) is None and "same quality" in notes[0]  # a tie below the top

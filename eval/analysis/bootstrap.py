@@ -95,6 +95,10 @@ def _unit_counts(task, by_image: dict[str, list[dict]]) -> dict[str, int] | None
     return out
 
 
+#: the fewest runs of consecutive images a block-bootstrap replicate draws (the block is shortened to keep them)
+MIN_BLOCKS = 4
+
+
 def block_draw(rng: np.random.Generator, n: int, block: int) -> np.ndarray:
     """Indices of one moving-block bootstrap sample of ``n`` items: ``ceil(n / block)`` runs of ``block``
     consecutive indices, each starting anywhere in ``0 .. n - block``, joined and cut to ``n``.
@@ -119,13 +123,17 @@ def paired_bootstrap(rows: Iterable[dict], task=None, images: Iterable[str] | No
     ``method``, ``match_columns`` and ``match_qps`` as for :func:`eval.analysis.curves.bd_table`. ``windows``
     adds the second stage over units inside images when the task supports it. ``block`` > 1 draws
     runs of ``block`` consecutive images of ``images`` (in the order given, e.g. frames in time)
-    instead of single images (:func:`block_draw`).
+    instead of single images (:func:`block_draw`), shortened where needed so that a replicate has
+    at least :data:`MIN_BLOCKS` runs (``unit`` records the length used).
     """
     setup_columns = tuple(C.SETUP_COLUMNS if setup_columns is None else setup_columns)
     match_columns = tuple(C.MATCH_COLUMNS if match_columns is None else match_columns)
     grouped, expected = C.group_rows(rows, setup_columns, images)
     image_list = sorted(expected)
-    if int(block) > 1:  # runs of consecutive images: the given order is their time order
+    # at least MIN_BLOCKS runs per replicate: with fewer, every replicate is nearly the same sequence and the
+    # interval collapses to a point (one run of all images is the sample itself)
+    block = max(1, min(int(block), len(image_list) // MIN_BLOCKS))
+    if block > 1:  # runs of consecutive images: the given order is their time order
         image_list = [img for img in dict.fromkeys(images or image_list) if img in expected]
     n = len(image_list)
     # per curve: the complete QPs (as build_curves keeps them) and their rows per image

@@ -146,6 +146,23 @@ def curve_overlap(anchor: Curve, test: Curve, metric: str = "feature_psnr") -> f
     return max(0.0, hi - lo) / span if span > 0 else 0.0
 
 
+def _unsaturated(rates: Sequence[float], qualities: Sequence[float]) -> tuple[list, list]:
+    """A curve without the points where its quality has saturated: when the best quality is reached at
+    several rates (a task score that cannot exceed its ceiling, e.g. a detector's AP against its own
+    uncoded detections reaching 1), only the cheapest of those points is kept; more bits bought
+    nothing there, and two equal qualities would make the rate a non-function of quality.
+    Ties below the top are left for :func:`eval.analysis.bdrate.check_curve` to refuse."""
+    if not qualities:
+        return list(rates), list(qualities)
+    top = max(qualities)
+    at_top = [i for i, q in enumerate(qualities) if q == top]
+    if len(at_top) < 2:
+        return list(rates), list(qualities)
+    keep = min(at_top, key=lambda i: rates[i])
+    idx = [i for i in range(len(rates)) if i not in at_top or i == keep]
+    return [rates[i] for i in idx], [qualities[i] for i in idx]
+
+
 def bd_between(anchor: Curve | None, test: Curve | None, metric: str = "feature_psnr", method: str = "pchip", *,
                match_qps: bool = False, notes: list | None = None, label: str | None = None) -> float | None:
     """BD-rate (%) of curve ``test`` against curve ``anchor`` on ``metric`` (``feature_psnr`` or ``task``).
@@ -154,7 +171,8 @@ def bd_between(anchor: Curve | None, test: Curve | None, metric: str = "feature_
     codec benchmark, tuning objective) calls it with the study's ``bd_method``.
     ``match_qps`` keeps only the QPs both curves have (same codec, different orders); without
     it the curves are compared over their common quality range whatever their QPs (codecs
-    with different QP scales). ``None`` when either curve lacks points or the BD-rate is not
+    with different QP scales). Points where a curve's quality has saturated are left out
+    (:func:`_unsaturated`). ``None`` when either curve lacks points or the BD-rate is not
     computable; the reason is appended to ``notes`` (prefixed with ``label``).
     """
     if anchor is None or test is None or not getattr(anchor, metric) or not getattr(test, metric):
@@ -165,9 +183,10 @@ def bd_between(anchor: Curve | None, test: Curve | None, metric: str = "feature_
         a_idx = [anchor.qp.index(q) for q in common]
         t_idx = [test.qp.index(q) for q in common]
     qa, qt = getattr(anchor, metric), getattr(test, metric)
+    ra, qa = _unsaturated([anchor.bpp[i] for i in a_idx], [qa[i] for i in a_idx])
+    rt, qt = _unsaturated([test.bpp[i] for i in t_idx], [qt[i] for i in t_idx])
     try:
-        return float(bd_rate([anchor.bpp[i] for i in a_idx], [qa[i] for i in a_idx],
-                             [test.bpp[i] for i in t_idx], [qt[i] for i in t_idx], method=method))
+        return float(bd_rate(ra, qa, rt, qt, method=method))
     except RDCurveError as exc:
         if notes is not None:
             notes.append(f"{label or test.label} {metric}: {exc}")

@@ -52,10 +52,12 @@ from eval.models import ssdlite_graph as arch
 from eval.models.base import ModelAdapter
 from eval.tasks.detection import DetectionMAP50
 
-__all__ = ["SSDLitePersonAdapter", "SSDLitePort", "load_ssdlite_arrays", "tf_resize_bilinear", "tf_same_padding",
+__all__ = ["TUNED_QUANTIZER", "SSDLitePersonAdapter", "SSDLitePort", "load_ssdlite_arrays", "tf_resize_bilinear", "tf_same_padding",
            "tf_non_max_suppression", "REQUIRED_FACTS"]
 
 _STRIDE = 4
+#: PROVISIONAL (tuning in progress): the quantizer tuned for this detector on its calibration frames
+TUNED_QUANTIZER = "channel:curve=log,bits=10,shape=20,stat=std,center=true"
 REQUIRED_FACTS = ("graph/anchors", "graph/input_size", "graph/resize_align_corners", "graph/resize_half_pixel_centers",
                   "graph/preprocess_scale", "graph/preprocess_sub", "graph/bn_epsilon", "graph/box_code_scales",
                   "graph/logit_scale", "graph/background_classes", "graph/class_id_offset", "graph/nms_iou_threshold",
