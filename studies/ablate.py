@@ -5,15 +5,15 @@
         --solvers default nearest_neighbour --quantizers log uniform --presets faster --packings temporal
     python -m studies.ablate --calib-sizes 1 2 4 8 11 --no-grid  # only the calibration-size curve
 
-The experiment is :func:`eval.experiments.ablate.ablate` (its docstring describes the grid and
-the outputs); this module turns the command line into its :class:`~eval.experiments.ablate.AblateConfig`.
+The experiment is :func:`eval.experiments.ablation.ablate` (its docstring describes the grid and
+the outputs); this module turns the command line into its :class:`~eval.experiments.ablation.AblateConfig`.
 """
 
 from __future__ import annotations
 
 import sys
 
-from eval.experiments.ablate import AblateConfig, ablate
+from eval.experiments.ablation import AblateConfig, ablate
 from studies.cli import run_experiment
 
 

@@ -4,16 +4,16 @@
     python -m studies.search_detector --n-test 16          # a quicker run on fewer test frames
     python -m studies.search_detector --video walk.mp4 --out runs/walk
 
-The experiment is :func:`eval.experiments.search_detector.search_detector` (the order search with
+The experiment is :func:`eval.experiments.detector.search_detector` (the order search with
 the detector's defaults; see its docstring); this module turns the command line into its
-:class:`~eval.experiments.search_detector.DetectorSearchConfig`.
+:class:`~eval.experiments.detector.DetectorSearchConfig`.
 """
 
 from __future__ import annotations
 
 import sys
 
-from eval.experiments.search_detector import DetectorSearchConfig, search_detector
+from eval.experiments.detector import DetectorSearchConfig, search_detector
 from studies.cli import run_experiment
 
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = {
     "search_order": ("eval.experiments.search", "SearchConfig"),
     "tune_quantizer": ("eval.experiments.tune", "TuneConfig"),
-    "ablate": ("eval.experiments.ablate", "AblateConfig"),
+    "ablate": ("eval.experiments.ablation", "AblateConfig"),
     "bench_codec": ("eval.experiments.bench_codec", "BenchCodecConfig"),
     "bench_scale": ("eval.experiments.bench_scale", "BenchScaleConfig"),
     "bench_pipeline": ("eval.experiments.bench_pipeline", "BenchPipelineConfig"),

@@ -15,8 +15,8 @@ from importlib import import_module
 _WHERE = {
     "ConfigError": "config", "DataConfig": "config", "CodingConfig": "config", "RunConfig": "config",
     "SearchConfig": "search", "SearchResult": "search", "search_orders": "search",
-    "DetectorSearchConfig": "search_detector", "search_detector": "search_detector",
-    "TuneConfig": "tune", "tune_quantizer": "tune", "AblateConfig": "ablate", "ablate": "ablate",
+    "DetectorSearchConfig": "detector", "search_detector": "detector",
+    "TuneConfig": "tune", "tune_quantizer": "tune", "AblateConfig": "ablation", "ablate": "ablation",
 }
 
 __all__ = sorted(_WHERE)

@@ -194,6 +194,12 @@ def install_mobilenet_weights(weights_dir: str | os.PathLike | None = None, arch
     return dest
 
 
+def _note_outside_hub(weights_dir, path: Path, filename: str, env_var: str) -> None:
+    """Tell where a weights file installed outside the torch hub cache must be named for eval to find it."""
+    if weights_dir is not None and path.resolve() != (torch_hub_checkpoints_dir() / filename).resolve():
+        print(f"note: outside the torch hub cache; set {env_var}={path} so eval finds it")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the process exit status."""
     parser = argparse.ArgumentParser(prog="python -m eval.install",
@@ -218,35 +224,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detectron2", action="store_true",
                         help="also build and install detectron2 0.5 from the registry (eval.install.detectron2); weights are passed by path")
     args = parser.parse_args(argv)
-    try:
+
+    def mobilenet():
         path = install_mobilenet_weights(args.weights_dir, args.archive, args.force)
-    except (InstallError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if args.weights_dir is not None and path.resolve() != (torch_hub_checkpoints_dir() / MOBILENET_V2_FILENAME).resolve():
-        print(f"note: outside the torch hub cache; set {ENV_VAR}={path} so eval finds it")
-    if not args.no_python_tsp:
-        python_tsp_install = importlib.import_module("eval.install.python_tsp")  # stdlib only, like this module
+        _note_outside_hub(args.weights_dir, path, MOBILENET_V2_FILENAME, ENV_VAR)
+
+    def ssdlite():  # numpy and tensorboard load when it runs
+        path = importlib.import_module("eval.install.ssdlite").install_ssdlite_weights(
+            args.weights_dir, args.ssdlite_archive, args.force)
+        _note_outside_hub(args.weights_dir, path, SSDLITE_FILENAME, SSDLITE_ENV_VAR)
+
+    def opencv_doc():  # stdlib only, like this module
+        module = importlib.import_module("eval.install.opencv_doc")
         try:
-            python_tsp_install.install_python_tsp(force=args.force)
-        except (InstallError, OSError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-    if not args.no_ssdlite:
-        ssdlite_install = importlib.import_module("eval.install.ssdlite")  # numpy and tensorboard load when it runs
-        try:
-            ssd_path = ssdlite_install.install_ssdlite_weights(args.weights_dir, args.ssdlite_archive, args.force)
-        except (InstallError, OSError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        if args.weights_dir is not None and ssd_path.resolve() != (torch_hub_checkpoints_dir() / SSDLITE_FILENAME).resolve():
-            print(f"note: outside the torch hub cache; set {SSDLITE_ENV_VAR}={ssd_path} so eval finds it")
-    if not args.no_opencv_doc:
-        opencv_doc_install = importlib.import_module("eval.install.opencv_doc")  # stdlib only, like this module
-        try:
-            opencv_doc_install.install_opencv_doc(deb=args.opencv_doc_deb, force=args.force)
-        except opencv_doc_install.AptUnavailableError as exc:
+            module.install_opencv_doc(deb=args.opencv_doc_deb, force=args.force)
+        except module.AptUnavailableError as exc:
             print(f"note: {exc}", file=sys.stderr)  # not fatal: the studies take --video / --test instead
+
+    steps = [(True, mobilenet),
+             (not args.no_python_tsp, lambda: importlib.import_module("eval.install.python_tsp").install_python_tsp(force=args.force)),
+             (not args.no_ssdlite, ssdlite), (not args.no_opencv_doc, opencv_doc)]
+    for wanted, step in steps:
+        if not wanted:
+            continue
+        try:
+            step()
         except (InstallError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

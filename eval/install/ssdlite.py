@@ -49,7 +49,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from eval.install import InstallError, check_sha256, download_weights_archive, read_archive_member
+from eval.install import InstallError, _note_outside_hub, check_sha256, download_weights_archive, read_archive_member
 from eval.models.weights import (
     SSDLITE_CONTENT_SHA256,
     SSDLITE_ENV_VAR,
@@ -485,8 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     except (InstallError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if args.weights_dir is not None and path.resolve() != (torch_hub_checkpoints_dir() / SSDLITE_FILENAME).resolve():
-        print(f"note: outside the torch hub cache; set {SSDLITE_ENV_VAR}={path} so eval finds it")
+    _note_outside_hub(args.weights_dir, path, SSDLITE_FILENAME, SSDLITE_ENV_VAR)
     return 0
 
 

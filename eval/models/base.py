@@ -69,6 +69,27 @@ class ModelAdapter(abc.ABC):
                 f"which needs a short side of at least {need} px (smaller images are mostly invented by upscaling); "
                 "use a larger image or remove it from the image set")
 
+    def check_tail_features(self, features, meta: dict | None = None):
+        """``features`` as the tail may take them: ``[n_channels, H, W]``, the head's shape (when ``meta`` says it), finite.
+
+        Every adapter's tail starts here, so a decoded map that was not unpacked, cropped or
+        un-permuted is refused with the same one-line error whatever the model.
+        """
+        import numpy as np
+
+        from eval.errors import FeatureError
+
+        f = np.asarray(features)
+        if f.ndim != 3 or f.shape[0] != self.n_channels:
+            raise FeatureError(f"features must be [{self.n_channels}, H, W], got shape {f.shape}; "
+                               "undo packing/padding and the channel permutation first")
+        if meta and "shape" in meta and list(f.shape) != list(meta["shape"]):
+            raise FeatureError(f"features shape {list(f.shape)} differs from the head's {list(meta['shape'])}; "
+                               "crop the decoded frames back to the original feature size")
+        if not np.isfinite(f).all():
+            raise FeatureError("features contain NaN/Inf; check the decoder and dequantizer output")
+        return f
+
     def bundled_orders(self) -> dict:
         """Channel orders shipped with the package for this model and layer, ``{name: order file path}``.
 

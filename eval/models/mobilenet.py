@@ -274,15 +274,7 @@ class MobileNetV2Adapter(ModelAdapter):
         """Logits ``[n_windows, 1000]`` (float32) of the tail on overlapping windows of ``features``."""
         import torch
 
-        f = np.asarray(features)
-        if f.ndim != 3 or f.shape[0] != self.n_channels:
-            raise FeatureError(f"features must be [{self.n_channels}, H, W], got shape {f.shape}; "
-                               "undo packing/padding and the channel permutation first")
-        if meta and "shape" in meta and list(f.shape) != list(meta["shape"]):
-            raise FeatureError(f"features shape {list(f.shape)} differs from the head's {list(meta['shape'])}; "
-                               "crop the decoded frames back to the original feature size")
-        if not np.isfinite(f).all():
-            raise FeatureError("features contain NaN/Inf; check the decoder and dequantizer output")
+        f = self.check_tail_features(features, meta)
         t = torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32)).to(self.device)
         win = self.window // _STRIDE
         crops = [t[:, r:r + win, c:c + win] for r, c in self.windows(f.shape[1], f.shape[2])]

@@ -412,17 +412,9 @@ class SSDLitePersonAdapter(ModelAdapter):
     def tail(self, features: np.ndarray, meta: dict) -> dict:
         """Detections (xyxy boxes in the original image's pixels, scores, classes) from a feature map."""
         torch = self.port.torch
-        f = np.asarray(features)
-        if f.ndim != 3 or f.shape[0] != self.n_channels:
-            raise FeatureError(f"features must be [{self.n_channels}, H, W], got shape {f.shape}; "
-                               "undo packing/padding and the channel permutation first")
-        if meta and "shape" in meta and list(f.shape) != list(meta["shape"]):
-            raise FeatureError(f"features shape {list(f.shape)} differs from the head's {list(meta['shape'])}; "
-                               "crop the decoded frames back to the original feature size")
+        f = self.check_tail_features(features, meta)
         if not meta or "image_size" not in meta:
             raise FeatureError("tail needs the head's meta with 'image_size' (the original image's H and W)")
-        if not np.isfinite(f).all():
-            raise FeatureError("features contain NaN/Inf; check the decoder and dequantizer output")
         t = torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32))[None]
         stack = []
         if self._skip_channels:
