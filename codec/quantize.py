@@ -395,6 +395,35 @@ class UniformQuantizer(Quantizer):
         u = np.clip((np.asarray(x).astype(np.float32) - lo) / span, np.float32(0), np.float32(1))
         return np.floor(u * np.float32(self.levels - 1)).astype(np.uint16)
 
+    def _build_table(self) -> np.ndarray:
+        """Floor: the anchors' inverse ``xmin + q / (2**bits - 1) * span`` per code, moved where float32 rounds it
+        out of its step to the nearest value that is inside (a bisection between it and the step's middle:
+        near 0 a float32 ulp is far too small a nudge when ``xmin`` is large)."""
+        if self.rounding != "floor":
+            return super()._build_table()
+        q = np.arange(self.levels)
+        span = self.xmax_ - self.xmin_
+        table = (self.xmin_ + q / (self.levels - 1) * span).astype(np.float32)
+        wrong = self._codes_from_float64(table).astype(np.int64) != q
+        if wrong.any():
+            idx = np.flatnonzero(wrong)
+            bad = table[idx].astype(np.float64)
+            good = self.xmin_ + (idx + 0.5) / (self.levels - 1) * span  # the middle of the step (above xmax for the top code)
+            good = good.astype(np.float32).astype(np.float64)
+            for _ in range(200):
+                mid = ((bad + good) / 2).astype(np.float32).astype(np.float64)
+                stuck = (mid == bad) | (mid == good)
+                if stuck.all():
+                    break
+                inside = self._codes_from_float64(mid).astype(np.int64) == idx
+                good = np.where(~stuck & inside, mid, good)
+                bad = np.where(~stuck & ~inside, mid, bad)
+            table[idx] = good.astype(np.float32)
+        if not np.array_equal(self._codes_from_float64(table), q):
+            raise ValueError(f"{self.name} quantizer: range [{self.xmin_}, {self.xmax_}] is too narrow for float32 at "
+                             f"this offset to give {self.levels} distinct values; widen the range or use fewer bits")
+        return table
+
     # ----------------------------------------------------------- per image
     def side_bits(self, n_channels: int) -> int:
         """64 bits per image (float32 min and max) with ``per_image``, else 0."""
