@@ -32,6 +32,8 @@ import numpy as np
 
 from codec.packing import mpeg_grid
 
+from .permutation import validate_order
+
 __all__ = ["mosaic_grid", "snake", "snake_positions", "placement_graph", "PlacementCost", "improve_placement",
            "PlacementResult", "chains_start", "grid_cost_summary"]
 
@@ -197,10 +199,8 @@ def improve_placement(cost: PlacementCost, start, kicks: int = 100, kick_size: i
     """
     t0 = time.perf_counter()
     deadline = None if time_budget is None else t0 + float(time_budget)
-    best = np.array(start, dtype=np.int64)
+    best = validate_order(start, cost.D.shape[0], source="placement start").copy()
     n = best.size
-    if sorted(best.tolist()) != list(range(n)):
-        raise ValueError("start must be a permutation of 0..n-1")
     rng = np.random.default_rng(seed)
     initial = cost(best)
     A = cost.table(best)
