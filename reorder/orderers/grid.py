@@ -109,7 +109,8 @@ class GridOrder(_TiledOrderer):
     Starts from the snake of the TSP path and lowers ``neighbour_cost_`` by best-improvement swaps, then
     ``kicks`` times perturbs the best placement (``kick_size`` random swaps) and descends again
     (:func:`reorder.placement.improve_placement`); deterministic for ``seed`` unless ``time_budget`` seconds
-    cut it short (``timed_out_``). Learned besides ``permutation_``: ``start_neighbour_cost_`` (the snake's).
+    cut it short (``timed_out_``; the budget holds for each start). Learned besides ``permutation_``:
+    ``cost_``, ``start_cost_`` and ``start_neighbour_cost_`` (the snake's).
     """
 
     standard_names = tuple(f"grid-{m}" for m in ("correlation", "mse", "cosine", "ssim"))
@@ -144,10 +145,12 @@ class GridOrder(_TiledOrderer):
     def fit(self, calib, y=None):
         D, count, res = self._path(calib)
         cost = PlacementCost(D, self._weights(D.shape[0]))
-        best = None
-        for i, start in enumerate(self._starts(res)):
+        starts = self._starts(res)
+        best, seconds = None, res.seconds
+        for i, start in enumerate(starts):
             r = improve_placement(cost, start, kicks=self.kicks, kick_size=self.kick_size, seed=self.seed + i,
                                   time_budget=self.time_budget)
+            seconds += r.seconds
             if best is None or r.cost < best.cost - 1e-12:
                 best = r
             if i == 0:
@@ -155,9 +158,8 @@ class GridOrder(_TiledOrderer):
         self.cost_ = float(best.cost)
         self.timed_out_ = bool(best.timed_out)
         self.search_kicks_ = int(best.kicks)
-        self._finish(D, best.order, count, res.seconds + best.seconds)
-        self.start_neighbour_cost_ = float(grid_cost_summary(D, self._starts(res)[0], self.cols,
-                                                             self.per_frame)["neighbour_cost"])
+        self._finish(D, best.order, count, seconds)
+        self.start_neighbour_cost_ = float(grid_cost_summary(D, starts[0], self.cols, self.per_frame)["neighbour_cost"])
         return self
 
     def provenance(self) -> dict:
