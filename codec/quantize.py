@@ -52,6 +52,7 @@ Each class joins :data:`QUANTIZERS` with ``@QUANTIZERS.register("name")``;
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -174,6 +175,10 @@ class Quantizer(_CodeMapping):
         self._check_params()
         if self.xmin is not None and self.xmax is not None:
             return self._fit_range(float(self.xmin), float(self.xmax))
+        return self._fit_range(*self._range_of(X))
+
+    def _range_of(self, X: Iterable[np.ndarray]) -> tuple[float, float]:
+        """The range :meth:`fit` takes from the arrays ``X`` (one streaming pass; fixed ends kept)."""
         q = float(self.percentile)
         lo_sum = hi_sum = 0.0
         gmin, gmax = math.inf, -math.inf
@@ -205,7 +210,7 @@ class Quantizer(_CodeMapping):
             # Constant data (or a fixed end beyond the data): any positive
             # width gives an exact round trip; use one float32 resolves well.
             hi = lo + max(1.0, abs(lo))
-        return self._fit_range(lo, hi)
+        return lo, hi
 
     def _fit_range(self, lo: float, hi: float) -> "Quantizer":
         """Set the fitted state for the range ``[lo, hi]`` (parameters already validated)."""
@@ -325,17 +330,142 @@ class Quantizer(_CodeMapping):
         return self
 
 
+ROUNDINGS = ("nearest", "floor")
+
+
 @QUANTIZERS.register("uniform")
 class UniformQuantizer(Quantizer):
-    """Equal steps over the fitted range: ``v = u``."""
+    """Equal steps over the fitted range: ``v = u``.
+
+    Two options make it the MPEG anchors' conversion (CompressAI-Vision's
+    ``min_max_normalization``, FCTM's ``conversion``; see :mod:`codec.pipelines`):
+
+    * ``rounding="floor"``: ``q = floor(u * (2**bits - 1))`` computed in float32 the way their
+      torch code computes it (``u = clip((x - xmin) / (xmax - xmin), 0, 1)`` with float32
+      operands), so every code equals theirs; ``"nearest"`` (default) rounds in float64. Floor
+      puts each reconstruction at the bottom of its step (the anchors dequantize with
+      ``xmin + q / (2**bits - 1) * (xmax - xmin)``, which :meth:`dequantize` gives up to the
+      float32 nudge that keeps the inverse exact).
+    * ``per_image=True``: the range is measured on each quantized array (FCTM v1: min and max of
+      the packed frame, sent as two float32 numbers), so :meth:`side_bits` is 64 per image;
+      :meth:`quantize` remembers it in ``side_`` and :meth:`dequantize` uses it unless given
+      ``side=(xmin, xmax)``. :meth:`fit` still fits (and ``to_dict`` records) the calibration range.
+
+    Both are left out of :meth:`to_dict` at their defaults, so existing uniform quantizers keep their stored keys.
+    """
 
     name = "uniform"
+    _extra_params = ("rounding", "per_image")
+
+    def __init__(self, bits: int = 8, percentile: float = 100.0, xmin: float | None = None,
+                 xmax: float | None = None, rounding: str = "nearest", per_image: bool = False):
+        self.rounding = rounding
+        self.per_image = per_image
+        super().__init__(bits=bits, percentile=percentile, xmin=xmin, xmax=xmax)
+
+    def _check_params(self):
+        super()._check_params()
+        if self.rounding not in ROUNDINGS:
+            raise ValueError(f"uniform quantizer: rounding={self.rounding!r}; use one of {', '.join(ROUNDINGS)}")
+        if not isinstance(self.per_image, bool):
+            raise ValueError(f"uniform quantizer: per_image={self.per_image!r}; use true or false")
+        if self.per_image and (self.xmin is not None or self.xmax is not None):
+            raise ValueError("uniform quantizer: per_image=true measures the range on each image; leave xmin and "
+                             "xmax unset")
+
+    def _ordered_params(self) -> dict[str, Any]:
+        out = super()._ordered_params()
+        for key, default in (("rounding", "nearest"), ("per_image", False)):
+            if out[key] == default:  # stored cell keys of plain uniform quantizers stay as they were
+                del out[key]
+        return out
 
     def _curve(self, u):
         return u
 
     def _inverse_curve(self, v):
         return v
+
+    def _codes_from_float64(self, x: np.ndarray) -> np.ndarray:
+        if self.rounding != "floor":
+            return super()._codes_from_float64(x)
+        # float32 operands, as the anchors' torch code: float64 would move ~4 codes in 1e5 across a step edge
+        lo = np.float32(self.xmin_)
+        span = np.float32(self.xmax_ - self.xmin_)
+        u = np.clip((np.asarray(x).astype(np.float32) - lo) / span, np.float32(0), np.float32(1))
+        return np.floor(u * np.float32(self.levels - 1)).astype(np.uint16)
+
+    def _build_table(self) -> np.ndarray:
+        """Floor: the anchors' inverse ``xmin + q / (2**bits - 1) * span`` per code, moved where float32 rounds it
+        out of its step to the nearest value that is inside (a bisection between it and the step's middle:
+        near 0 a float32 ulp is far too small a nudge when ``xmin`` is large)."""
+        if self.rounding != "floor":
+            return super()._build_table()
+        q = np.arange(self.levels)
+        span = self.xmax_ - self.xmin_
+        table = (self.xmin_ + q / (self.levels - 1) * span).astype(np.float32)
+        wrong = self._codes_from_float64(table).astype(np.int64) != q
+        if wrong.any():
+            idx = np.flatnonzero(wrong)
+            bad = table[idx].astype(np.float64)
+            good = self.xmin_ + (idx + 0.5) / (self.levels - 1) * span  # the middle of the step (above xmax for the top code)
+            good = good.astype(np.float32).astype(np.float64)
+            for _ in range(200):
+                mid = ((bad + good) / 2).astype(np.float32).astype(np.float64)
+                stuck = (mid == bad) | (mid == good)
+                if stuck.all():
+                    break
+                inside = self._codes_from_float64(mid).astype(np.int64) == idx
+                good = np.where(~stuck & inside, mid, good)
+                bad = np.where(~stuck & ~inside, mid, bad)
+            table[idx] = good.astype(np.float32)
+        if not np.array_equal(self._codes_from_float64(table), q):
+            raise ValueError(f"{self.name} quantizer: range [{self.xmin_}, {self.xmax_}] is too narrow for float32 at "
+                             f"this offset to give {self.levels} distinct values; widen the range or use fewer bits")
+        return table
+
+    # ----------------------------------------------------------- per image
+    def side_bits(self, n_channels: int) -> int:
+        """64 bits per image (float32 min and max) with ``per_image``, else 0."""
+        return 64 if self.per_image else 0
+
+    def _for_range(self, side) -> "UniformQuantizer":
+        """A copy fitted to one image's range ``side = (xmin, xmax)`` (float32 values, as sent)."""
+        lo, hi = (float(np.float32(v)) for v in side)
+        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+            raise ValueError(f"per-image range {side!r} is invalid; need finite xmin < xmax (from quantize)")
+        out = copy.copy(self)
+        out.__dict__ = {k: v for k, v in self.__dict__.items() if not k.endswith("_")}
+        return out._fit_range(lo, hi)
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        """Float array -> codes; with ``per_image`` over the array's own range (kept in ``side_``)."""
+        if not self.per_image:
+            return super().quantize(x)
+        check_is_fitted(self, msg=_NOT_FITTED)
+        a = np.asarray(x)
+        _check_finite(a, "input to quantize")
+        if a.size == 0:
+            raise ValueError("input to quantize is empty; give a non-empty feature array")
+        lo, hi = self._range_of([a])
+        lo32, hi32 = np.float32(lo), np.float32(hi)
+        if not hi32 > lo32:  # a range float32 cannot hold apart: widen it as a constant image's
+            hi32 = np.float32(float(lo32) + max(1.0, abs(float(lo32))))
+        side = (lo32, hi32)
+        codes = Quantizer.quantize(self._for_range(side), a)
+        self.side_ = side
+        return codes
+
+    def dequantize(self, codes: np.ndarray, side: tuple | None = None) -> np.ndarray:
+        """Codes -> float32 values; with ``per_image`` over ``side`` (default: the last quantized image's)."""
+        if not self.per_image:
+            return super().dequantize(codes)
+        check_is_fitted(self, msg=_NOT_FITTED)
+        side = getattr(self, "side_", None) if side is None else side
+        if side is None:
+            raise ValueError("per-image uniform quantizer: dequantize needs the image's (xmin, xmax); quantize the "
+                             "image first or pass side=(xmin, xmax)")
+        return Quantizer.dequantize(self._for_range(side), codes)
 
 
 @QUANTIZERS.register("log")

@@ -80,7 +80,7 @@ def test_lossy_quality_and_rate(name):
     assert bs22.codec == codec.spec()
 
 
-@pytest.mark.parametrize("spec", ["vvenc", "x265:chroma=400", "svtav1", "aom:chroma=400"])
+@pytest.mark.parametrize("spec", ["vvenc", "x265:chroma=400", "svtav1", "aom:chroma=400", "vvenc:chroma=400"])
 def test_ten_bit_lossy(spec):
     codec = make_codec(spec)
     frames = smooth_frames(n=8, bit_depth=10)
@@ -213,3 +213,29 @@ def test_encoder_failure_carries_the_log():
         make_codec("x265").encode(np.zeros((2, 8, 8), np.uint8), qp=30)
     assert "x265 encode" in str(info.value) and "too small" in str(info.value).lower()
     assert "libx265" in info.value.log and not isinstance(info.value, BitstreamError)
+
+
+@pytest.mark.parametrize("spec", ["vvenc:chroma=400", "x265:chroma=400", "aom:chroma=400"])
+def test_monochrome_streams_hold_no_chroma(spec):
+    """chroma=400 makes a 4:0:0 stream (VVenC: fed 4:2:0, told ChromaFormatIDC=400), cheaper than flat 4:2:0."""
+    from codec.ffmpeg import run_ffmpeg
+
+    mono = make_codec(spec)
+    frames = smooth_frames(n=4, h=32, w=48, bit_depth=10)
+    bs = mono.encode(frames, qp=27, bit_depth=10)
+    _, log = run_ffmpeg(["-hide_banner", "-nostdin", "-f", mono.demuxer, "-i", "pipe:0", "-f", "null", "-"],
+                        input=bs.data, what="probe")
+    assert "gray" in log and "yuv420" not in log.split("Stream #0:0")[1].splitlines()[0]
+    flat = make_codec(spec.replace("chroma=400", "chroma=420"))
+    assert bs.bits < flat.encode(frames, qp=27, bit_depth=10).bits
+    assert psnr(mono.decode(bs), frames, 10) > 30.0
+
+
+def test_vvenc_monochrome_is_fed_420_and_decoded_gray():
+    mono = make_codec("vvenc:chroma=400")
+    enc = mono.encode_command(2, 32, 32, 27, 10)
+    assert enc[enc.index("-pix_fmt") + 1] == "yuv420p10le" and "ChromaFormatIDC=400" in mono.vvenc_params()
+    dec = mono.decode_command(10)
+    assert dec[dec.index("-pix_fmt") + 1] == "gray10le"
+    assert make_codec("vvenc:chroma=420").spec() == make_codec("vvenc").spec()  # the default, spelled out
+    assert "ChromaFormatIDC" not in make_codec("vvenc").vvenc_params()

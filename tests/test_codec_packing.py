@@ -104,3 +104,55 @@ def test_a_registered_packing_is_made_by_name(monkeypatch):
     assert "flipped" in PACKINGS.names()
     with pytest.raises(ValueError, match="no option 'cols'; valid options: axis"):
         make_packing("flipped:cols=2")
+
+
+# ------------------------------------------------------------------ the MPEG grid and ETRI's mirrored tiles
+@settings(max_examples=40, deadline=None)
+@given(c=st.integers(1, 30), h=st.integers(1, 9), w=st.integers(1, 9), grid=st.sampled_from([1, 8]),
+       per_frame=st.one_of(st.none(), st.integers(1, 12)), flip=st.sampled_from(["none", "h", "v", "hv"]),
+       rule=st.sampled_from([None, "mpeg"]))
+def test_mpeg_grid_and_flips_round_trip(c, h, w, grid, per_frame, flip, rule):
+    x = codes(c, h, w, seed=c + 7 * h + 31 * w)
+    p = TiledPacking(per_frame=per_frame, grid=rule, flip=flip)
+    frames = p.pack(x, grid)
+    assert frames.shape == p.frame_shape(x.shape, grid)
+    np.testing.assert_array_equal(p.unpack(frames, x.shape), x)
+
+
+def test_flips_mirror_alternate_tiles_by_column_and_row_parity():
+    x = codes(6, 3, 4)
+    plain = TiledPacking(cols=3).pack(x, 1)[0]
+    hv = TiledPacking(cols=3, flip="hv").pack(x, 1)[0]
+    tile = lambda f, r, c: f[3 * r:3 * r + 3, 4 * c:4 * c + 4]  # noqa: E731
+    np.testing.assert_array_equal(tile(hv, 0, 0), x[0])                   # even row, even column: as is
+    np.testing.assert_array_equal(tile(hv, 0, 1), x[1][:, ::-1])          # odd column: left-right
+    np.testing.assert_array_equal(tile(hv, 1, 0), x[3][::-1, :])          # odd row: upside down
+    np.testing.assert_array_equal(tile(hv, 1, 1), x[4][::-1, ::-1])       # both
+    # a channel next to its own copy meets it as a mirror image along the shared border
+    same = np.repeat(codes(1, 3, 4, seed=5), 6, axis=0)
+    f = TiledPacking(cols=3, flip="hv").pack(same, 1)[0]
+    np.testing.assert_array_equal(f[:, 3], f[:, 4])   # vertical border between columns 0 and 1
+    np.testing.assert_array_equal(f[2], f[3])         # horizontal border between rows 0 and 1
+    assert not np.array_equal(plain[:, 3], plain[:, 4])
+    h_only = TiledPacking(cols=3, flip="h").pack(x, 1)[0]
+    np.testing.assert_array_equal(tile(h_only, 1, 1), x[4][:, ::-1])
+
+
+def test_mpeg_grid_has_no_unused_tile_and_follows_orientation():
+    x = codes(24, 3, 5)
+    assert TiledPacking(grid="mpeg").layout(x.shape) == (1, 6, 4)
+    assert TiledPacking(grid="mpeg").layout((24, 5, 3)) == (1, 4, 6)
+    assert TiledPacking(grid="mpeg", per_frame=6).layout(x.shape) == (4, 3, 2)
+    assert TiledPacking().layout(x.shape) == (1, 6, 4)  # the default rule happens to agree here ...
+    assert TiledPacking().layout((144, 8, 32)) != TiledPacking(grid="mpeg").layout((144, 8, 32))  # ... not here
+
+
+def test_grid_and_flip_options_are_checked_and_canonical():
+    with pytest.raises(ValueError, match="grid='hex'; use one of square, mpeg"):
+        TiledPacking(grid="hex")
+    with pytest.raises(ValueError, match="give cols or grid, not both"):
+        TiledPacking(cols=3, grid="mpeg")
+    with pytest.raises(ValueError, match="flip='x'; use one of none, h, v, hv"):
+        make_packing("tiled:flip=x")
+    assert make_packing("tiled:grid=square,flip=none").spec() == "tiled"  # defaults spelled out: the same spec
+    assert make_packing("tiled:flip=hv,grid=mpeg").spec() == "tiled:flip=hv,grid=mpeg"

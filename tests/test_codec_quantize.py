@@ -280,3 +280,57 @@ def test_a_registered_class_is_made_by_name(monkeypatch):
     assert clone(q).get_params() == q.get_params()
     with pytest.raises(ValueError, match="no option 'gamma'; valid options: bits, percentile, xmin, xmax"):
         make_quantizer("cube-root", gamma=2)
+
+
+# ------------------------------------------------------------------ the MPEG anchors' options of the uniform quantizer
+@pytest.mark.parametrize("offset", [0.0, -30.0, 1000.0])
+def test_floor_rounding_is_exact_on_every_code_and_keeps_its_steps(offset):
+    calib = [a + np.float32(offset) for a in signed()]
+    q = make_quantizer("uniform:bits=10,rounding=floor").fit(calib)
+    codes = np.arange(1024, dtype=np.uint16)
+    values = q.dequantize(codes)
+    np.testing.assert_array_equal(q.quantize(values), codes)
+    assert np.all(np.diff(values.astype(np.float64)) > 0)
+    x = np.concatenate([a.ravel() for a in calib])
+    err = x.astype(np.float64) - q.dequantize(q.quantize(x))
+    step = (q.xmax_ - q.xmin_) / 1023
+    ulp = 2 * float(np.spacing(np.float32(np.abs(x).max())))  # float32 table values near a large offset
+    assert err.min() > -ulp and err.max() < step + ulp  # floor: the value lies in [its code's value, +1 step)
+    nearest = make_quantizer("uniform:bits=10").fit(calib)
+    assert np.abs(x - nearest.dequantize(nearest.quantize(x))).max() <= step / 2 + ulp
+
+
+def test_new_uniform_options_keep_old_keys_and_round_trip():
+    assert "rounding" not in make_quantizer("uniform:bits=10").to_dict()["params"]  # stored cell keys unchanged
+    assert make_quantizer("uniform").to_dict() == {"format": "fcm-quantizer", "version": 1, "name": "uniform",
+                                                   "params": {"bits": 8, "percentile": 100.0, "xmin": None,
+                                                              "xmax": None}, "range": None}
+    for spec in ("uniform:bits=10,rounding=floor", "uniform:bits=10,rounding=floor,per_image=true"):
+        q = make_quantizer(spec).fit(signed())
+        q2 = quantizer_from_dict(json.loads(json.dumps(q.to_dict())))
+        assert q2.get_params() == q.get_params() and q2.is_fitted
+        x = signed(seed=8)[0]
+        np.testing.assert_array_equal(q2.quantize(x), q.quantize(x))
+    with pytest.raises(ValueError, match="rounding='up'; use one of nearest, floor"):
+        make_quantizer("uniform:rounding=up")
+    with pytest.raises(ValueError, match="per_image=true measures the range on each image"):
+        make_quantizer("uniform:per_image=true,xmax=3")
+
+
+def test_per_image_range_is_the_images_and_is_sent():
+    q = make_quantizer("uniform:bits=8,per_image=true").fit(relu_like())
+    assert q.side_bits(144) == 64 and make_quantizer("uniform").side_bits(144) == 0
+    a, b = signed(seed=3)[0], signed(seed=4)[0] * 10
+    ca = q.quantize(a)
+    side_a = q.side_
+    assert (float(side_a[0]), float(side_a[1])) == (float(a.min()), float(a.max())) and ca.max() == 255 and ca.min() == 0
+    cb = q.quantize(b)  # the next image brings its own range ...
+    np.testing.assert_allclose(q.dequantize(cb), b, atol=(b.max() - b.min()) / 255)
+    np.testing.assert_allclose(q.dequantize(ca, side=side_a), a, atol=(a.max() - a.min()) / 255)  # ... or pass one
+    flat = q.quantize(np.full((2, 3, 3), 7.5, np.float32))  # a constant image still round-trips
+    np.testing.assert_array_equal(q.dequantize(flat), 7.5)
+    fresh = make_quantizer("uniform:per_image=true").fit(relu_like())
+    with pytest.raises(ValueError, match="dequantize needs the image's"):
+        fresh.dequantize(ca)
+    with pytest.raises(ValueError, match="input to quantize contains 1 NaN"):
+        fresh.quantize(np.array([[[np.nan, 1.0]]]))

@@ -69,7 +69,7 @@ def test_vvenc_params_string_reaches_the_command():
     "spec, match",
     [
         ("h264", "unknown codec 'h264'; valid names: vvenc, x265, svtav1, aom, kvazaar, ffv1, vtm"),
-        ("vvenc:speed=3", "no option 'speed'; valid options: aud, bim, gop"),
+        ("vvenc:speed=3", "no option 'speed'; valid options: aud, bim, chroma, gop"),
         ("vvenc:preset=ultra", "not one of faster, fast, medium, slow, slower"),
         ("vvenc:mctf=maybe", "not a valid bool"),
         ("vvenc:intra_period=x", "not a valid int"),
@@ -151,7 +151,7 @@ def test_a_registered_backend_is_made_by_name(monkeypatch):
     assert isinstance(c, ToyCodec) and c.get_params()["level"] == 5
     assert c.spec().startswith("toy:") and make_codec(c.spec()) == c
     assert make_codec({"name": "toy", "level": 5, "preset": "slow"}) == c
-    with pytest.raises(ValueError, match="no option 'speed'; valid options: aud, bim, gop, intra_period, level"):
+    with pytest.raises(ValueError, match="no option 'speed'; valid options: aud, bim, chroma, gop, intra_period, level"):
         make_codec("toy:speed=1")
     with pytest.raises(ValueError, match="valid names: vvenc, .*, vtm, toy$"):
         make_codec("h266")

@@ -30,7 +30,8 @@ if os.environ.get("FAKE_VTM_FAIL"):
     print("ERROR: In function \\"parseCfg\\": unknown option", file=sys.stderr)
     sys.exit(1)
 w, h, n, bd = int(opt["wdt"]), int(opt["hgt"]), int(opt["f"]), int(opt["InputBitDepth"])
-size = w * h * 3 // 2 * (2 if bd > 8 else 1)
+planes = {"420": 3 / 2, "400": 1}[opt.get("InputChromaFormat", "420")]
+size = int(w * h * planes) * (2 if bd > 8 else 1)
 data = open(opt["i"], "rb").read()
 assert len(data) == size * n, (len(data), size * n)
 open(opt["c"]).read()
@@ -152,3 +153,26 @@ def test_real_vtm_round_trip():
     out = codec.decode(bs)
     mse = np.mean((out.astype(float) - frames) ** 2)
     assert bs.bits > 0 and 10 * np.log10(255 ** 2 / max(mse, 1e-9)) > 35
+
+
+def test_monochrome_command_and_luma_only_files(fake_vtm):
+    argv = vtm_encoder_command("E", "c.cfg", "i.yuv", "o.bin", 22, 64, 48, 9, bit_depth=10, chroma="400")
+    assert argv == vtm_encoder_command("E", "c.cfg", "i.yuv", "o.bin", 22, 64, 48, 9, bit_depth=10)[:-2] + [
+        "--InputChromaFormat=400", "-o", os.devnull]
+    codec = make_codec("vtm:chroma=400")
+    frames = np.random.default_rng(3).integers(0, 1024, size=(2, 16, 24)).astype(np.uint16)
+    bs = codec.encode(frames, qp=27, bit_depth=10)
+    assert "--InputChromaFormat=400" in json.loads((fake_vtm / "argv.json").read_text())
+    assert bs.bits == 8 * (8 + 2 * 16 * 24 * 2)  # the fake bitstream holds the yuv file: luma only, 16-bit samples
+    np.testing.assert_array_equal(codec.decode(bs), frames)  # the decoder's file is luma only as well
+    make_codec("vtm").encode(frames, qp=27, bit_depth=10)
+    assert not any("ChromaFormat" in a for a in json.loads((fake_vtm / "argv.json").read_text()))  # the paper's call
+
+
+def test_chroma_option_is_checked_and_420_is_the_default_spec():
+    assert make_codec("vtm:chroma=420").spec() == make_codec("vtm").spec() == "vtm"
+    assert make_codec("vtm:chroma=400").spec() == "vtm:chroma=400"
+    with pytest.raises(ValueError, match="not one of 420, 400"):
+        make_codec("vtm:chroma=444")
+    with pytest.raises(ValueError, match="chroma='422'"):
+        vtm_encoder_command("E", "c", "i", "o", 22, 8, 8, 1, chroma="422")

@@ -11,6 +11,12 @@ Luma-only frames are turned into the encoder's pixel format here:
 * ``yuv420p`` / ``yuv420p10le`` with both chroma planes at mid-grey
   (128 at 8 bit, 512 at 10 bit) otherwise.
 
+An encoder may code another chroma format than the one it is fed: ffmpeg's libvvenc
+takes only ``yuv420p10le``, yet codes 4:0:0 when told ``ChromaFormatIDC=400``; its
+stream then decodes to ``gray10le``. :meth:`FFmpegCodec._input_chroma` (what the
+encoder is fed) and :meth:`FFmpegCodec._chroma` (what it codes and the decoder
+returns) say which.
+
 When the encoder codes at a higher depth than the input (libvvenc takes only
 10-bit input), luma is shifted up by ``x << 2`` (what ffmpeg's and VTM's 8->10
 bit conversions do) and the decoder output is brought back with
@@ -91,8 +97,12 @@ class FFmpegCodec(Codec):
 
     # ------------------------------------------------------------ hooks
     def _chroma(self) -> str:
-        """``"420"`` or ``"400"``."""
-        return self.options.get("chroma", "420")
+        """The chroma format coded (and decoded): ``"420"`` or ``"400"``."""
+        return self.options.get("chroma") or "420"
+
+    def _input_chroma(self) -> str:
+        """The chroma format of the raw frames the encoder is fed (default: the coded one)."""
+        return self._chroma()
 
     def _coded_depth(self, bit_depth: int) -> int:
         """Sample depth handed to the encoder for ``bit_depth`` input."""
@@ -115,8 +125,12 @@ class FFmpegCodec(Codec):
         require_decoder(self.decoder, exe)
 
     def pix_fmt(self, bit_depth: int) -> str:
-        """ffmpeg pixel format of the frames handed to the encoder."""
+        """ffmpeg pixel format of the coded (and decoded) frames."""
         return _PIX_FMTS[(self._chroma(), self._coded_depth(bit_depth))]
+
+    def input_pix_fmt(self, bit_depth: int) -> str:
+        """ffmpeg pixel format of the frames handed to the encoder."""
+        return _PIX_FMTS[(self._input_chroma(), self._coded_depth(bit_depth))]
 
     def _threads(self) -> str:
         return str(self.options.get("threads", 1))
@@ -125,7 +139,7 @@ class FFmpegCodec(Codec):
         """ffmpeg arguments (without the executable) that encode raw frames on stdin to stdout."""
         return [
             "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
-            "-f", "rawvideo", "-pix_fmt", self.pix_fmt(bit_depth), "-video_size", f"{w}x{h}",
+            "-f", "rawvideo", "-pix_fmt", self.input_pix_fmt(bit_depth), "-video_size", f"{w}x{h}",
             "-framerate", "1", "-i", "pipe:0",
             "-map", "0:v:0", "-fps_mode", "passthrough", "-frames:v", str(n),
             "-c:v", self.encoder, "-threads", self._threads(), *self._encoder_args(qp, bit_depth),
@@ -143,7 +157,7 @@ class FFmpegCodec(Codec):
 
     def _encode(self, frames: np.ndarray, qp: int, bit_depth: int) -> Bitstream:
         n, h, w = frames.shape
-        raw = frames_to_planar(frames, self._chroma(), self._coded_depth(bit_depth), bit_depth)
+        raw = frames_to_planar(frames, self._input_chroma(), self._coded_depth(bit_depth), bit_depth)
         # libvvenc in the imageio-ffmpeg build now and then exits 0 with no output at all
         # ("Output file is empty", about 1 encode in 100 while several run at once; measured).
         # The encoders are deterministic, so trying again yields the very stream a clean run gives.

@@ -13,6 +13,11 @@ decoded with ``DecoderApp -b out.bin -o rec.yuv -d 8``. VTM writes no
 access-unit delimiters, so ``Bitstream.bits`` is the size of ``out.bin``.
 The encoder's log is kept in ``Bitstream.log``.
 
+``chroma=400`` codes monochrome, as the MPEG FCM anchors do (CompressAI-Vision's and
+FCTM's VTM calls): the YUV file holds the luma plane only and the encoder is told
+``--InputChromaFormat=400`` (its ``ChromaFormatIDC`` defaults to the input's); the
+decoder then writes a luma-only file (DecoderApp writes the stream's own chroma format).
+
 Paths come from the options ``encoder``, ``decoder``, ``cfg`` or else from
 the environment variables ``FCM_VTM_ENCODER``, ``FCM_VTM_DECODER`` and
 ``FCM_VTM_CFG``. QP is VVC's (0..63); the cfg adds its own offsets (VTM-9.0's
@@ -37,13 +42,17 @@ ENV_VTM = {"encoder": "FCM_VTM_ENCODER", "decoder": "FCM_VTM_DECODER", "cfg": "F
 
 
 def vtm_encoder_command(encoder: str, cfg: str, yuv: str, bitstream: str, qp: int, width: int, height: int,
-                        n_frames: int, bit_depth: int = 8, recon: str = os.devnull) -> list[str]:
-    """argv of the paper's EncoderApp call (see the module docstring)."""
+                        n_frames: int, bit_depth: int = 8, recon: str = os.devnull, chroma: str = "420") -> list[str]:
+    """argv of the paper's EncoderApp call (see the module docstring); ``chroma="400"`` adds
+    ``--InputChromaFormat=400`` (a luma-only YUV file, coded monochrome)."""
+    if chroma not in ("420", "400"):
+        raise ValueError(f"vtm: chroma={chroma!r}; use 420 or 400")
     return [
         str(encoder), "-c", str(cfg), "-i", str(yuv), "-b", str(bitstream), "-q", str(int(qp)),
         f"--InputBitDepth={bit_depth}", f"--OutputBitDepth={bit_depth}",
         "-wdt", str(int(width)), "-hgt", str(int(height)),
         "--FrameRate=1", "--FrameSkip=0", "-f", str(int(n_frames)),
+        *(["--InputChromaFormat=400"] if chroma == "400" else []),
         "-o", str(recon),
     ]
 
@@ -68,7 +77,7 @@ def _run(argv: list[str], cwd: str, timeout: float | None) -> tuple[int, str]:
 class VTMCodec(Codec):
     """VTM EncoderApp/DecoderApp by path. Options: encoder, decoder, cfg (paths;
     default: $FCM_VTM_ENCODER, $FCM_VTM_DECODER, $FCM_VTM_CFG), timeout (seconds
-    per call, default none)."""
+    per call, default none), chroma (400 monochrome; default 4:2:0 with mid-grey chroma)."""
 
     name = "vtm"
     grid = 8
@@ -79,7 +88,17 @@ class VTMCodec(Codec):
         "decoder": Option(None, str, "path of DecoderApp (default $FCM_VTM_DECODER)"),
         "cfg": Option(None, str, "encoder cfg, e.g. encoder_randomaccess_vtm.cfg (default $FCM_VTM_CFG)"),
         "timeout": Option(None, float, "seconds allowed per EncoderApp/DecoderApp call"),
+        # None (left out of the spec, so existing cell keys stay) is the paper's 4:2:0 with mid-grey chroma
+        "chroma": Option(None, str, "400 (monochrome, --InputChromaFormat=400) or 420 (mid-grey chroma; default)",
+                         choices=("420", "400")),
     }
+
+    def _check_options(self) -> None:
+        if self.options["chroma"] == "420":
+            self.options["chroma"] = None  # the default spelled out: the same codec, the same spec
+
+    def _chroma(self) -> str:
+        return self.options["chroma"] or "420"
 
     def _path(self, key: str, executable: bool) -> str:
         path = self.options[key] or os.environ.get(ENV_VTM[key])
@@ -102,8 +121,8 @@ class VTMCodec(Codec):
         with tempfile.TemporaryDirectory(prefix="fcm-vtm-") as tmp:
             yuv, out = os.path.join(tmp, "in.yuv"), os.path.join(tmp, "out.bin")
             with open(yuv, "wb") as f:
-                f.write(frames_to_planar(frames, "420", bit_depth, bit_depth))
-            argv = vtm_encoder_command(encoder, cfg, yuv, out, qp, w, h, n, bit_depth)
+                f.write(frames_to_planar(frames, self._chroma(), bit_depth, bit_depth))
+            argv = vtm_encoder_command(encoder, cfg, yuv, out, qp, w, h, n, bit_depth, chroma=self._chroma())
             rc, log = _run(argv, tmp, self.options["timeout"])
             if rc != 0:
                 raise CodecError(f"VTM encode failed (EncoderApp exit {rc}): {log_tail(log)}", log=log)
@@ -129,7 +148,7 @@ class VTMCodec(Codec):
                 raise BitstreamError(f"VTM DecoderApp wrote no frames: {log_tail(log)}", log=log)
             with open(rec, "rb") as f:
                 raw = f.read()
-        return planar_to_luma(raw, bitstream.n_frames, bitstream.height, bitstream.width, "420", bd, bd,
+        return planar_to_luma(raw, bitstream.n_frames, bitstream.height, bitstream.width, self._chroma(), bd, bd,
                               what="vtm decode")
 
     def prediction_structure(self, n_frames: int):

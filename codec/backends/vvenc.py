@@ -31,6 +31,11 @@ Settings and why:
   The error then says so; use larger frames (TiledPacking), a higher QP or VTM.
 * Input is 10-bit only (``yuv420p10le``): 8-bit codes are shifted up by 2 and
   decoded with ``(x + 2) >> 2``.
+* Chroma: the wrapper accepts only ``yuv420p10le`` (a ``gray10le`` input is converted
+  to it by ffmpeg), so by default mid-grey chroma planes are coded. ``chroma=400``
+  still feeds 4:2:0 but passes ``ChromaFormatIDC=400``: VVenC then codes luma only
+  (a monochrome stream that ffmpeg's decoder returns as ``gray10le``), as the MPEG
+  anchors' VTM does with ``--InputChromaFormat=400``.
 """
 from __future__ import annotations
 
@@ -49,7 +54,8 @@ class VVenCCodec(FFmpegCodec):
     ``intra_period`` (frames, default 32; 1 = all intra), ``gop`` (16|32),
     ``poc0idr``, ``mctf``, ``bim``, ``qpa``, ``aud``, ``vvenc_params`` (extra
     ``key=value:key=value`` for VVenC, applied last), ``threads`` (default 1:
-    jobs run in parallel processes).
+    jobs run in parallel processes), ``chroma`` (400 monochrome; default 4:2:0
+    with mid-grey chroma).
     """
 
     name = "vvenc"
@@ -71,10 +77,15 @@ class VVenCCodec(FFmpegCodec):
         "aud": Option(False, bool, "keep access-unit delimiters (7 bytes/frame) in the stream"),
         "vvenc_params": Option("", str, "extra VVenC key=value:key=value parameters (applied last)"),
         "threads": Option(1, int, "encoder/decoder threads", check=int_range(1, 256)),
+        # None (left out of the spec, so existing cell keys stay) codes 4:2:0 with mid-grey chroma
+        "chroma": Option(None, str, "400 (monochrome, ChromaFormatIDC=400) or 420 (mid-grey chroma; default)",
+                         choices=("420", "400")),
     }
 
     def _check_options(self):
         o = self.options
+        if o["chroma"] == "420":
+            o["chroma"] = None  # the default spelled out: the same codec, the same spec (and cell keys)
         if o["bim"] and not o["mctf"]:
             raise ValueError("codec 'vvenc': bim=true needs mctf=true (VVenC's BIM uses the MCTF analysis)")
         if o["intra_period"] > 1 and o["intra_period"] % o["gop"]:
@@ -92,8 +103,8 @@ class VVenCCodec(FFmpegCodec):
     def _coded_depth(self, bit_depth: int) -> int:
         return 10
 
-    def _chroma(self) -> str:
-        return "420"
+    def _input_chroma(self) -> str:
+        return "420"  # the wrapper takes yuv420p10le only; ChromaFormatIDC=400 makes VVenC drop the chroma
 
     def vvenc_params(self) -> str:
         """The ``-vvenc-params`` string this configuration passes."""
@@ -105,6 +116,8 @@ class VVenCCodec(FFmpegCodec):
             ours.append("BIM=0")
         ours.append(f"poc0idr={int(o['poc0idr'])}")
         ours.append(f"AccessUnitDelimiter={int(o['aud'])}")
+        if self._chroma() == "400":
+            ours.append("ChromaFormatIDC=400")
         return join_params(*ours, o["vvenc_params"])
 
     def _encoder_args(self, qp: int, bit_depth: int) -> list[str]:
@@ -160,7 +173,7 @@ class VVenCCodec(FFmpegCodec):
                                      (n_frames, size, size))
         frames = probe._validate_frames(np.ascontiguousarray(frames), 32, 8)
         n_frames, h, w = frames.shape
-        raw = frames_to_planar(frames, probe._chroma(), 10, 8)
+        raw = frames_to_planar(frames, probe._input_chroma(), 10, 8)
         # VVenC prints its per-picture lines on stdout, so the stream goes to a file, not to the pipe
         problem = None
         for _ in range(3):  # this libvvenc build now and then ends early without output (see ffmpeg_base)
