@@ -53,6 +53,14 @@ class SearchConfig:
     compare_orders: list[str] | None = option(None, metavar="NAME",
                                               help="orders (of --orders / --order-file / bundled ones) coded under each "
                                               "--compare-quantizers item besides identity (default: tsp-correlation when the study has it)")
+    compare_pipelines: list[str] = option(factory=lambda: ["mpeg-anchor"], metavar="NAME",
+                                          help="named pipelines (codec.pipelines: mpeg-anchor, fctm, paper) coded with identity "
+                                          "and --pipeline-orders at matched QPs, each with its own quantizer, packing and chroma; "
+                                          "with mpeg-anchor, summary.json holds bd_rate_vs_anchor: every run against MPEG's anchor; "
+                                          "'none' = no pipeline")
+    pipeline_orders: list[str] = option(factory=list, metavar="NAME",
+                                        help="orders learned on the calibration split and coded only under --compare-pipelines "
+                                        "(e.g. tiled placements: snake-correlation grid-correlation)")
     match_qps: bool = option(True, help="pick each compared quantizer's QPs so that its identity curve spans the main identity "
                              "curve's range of feature PSNR and task score (recorded in summary.json qp_match); "
                              "--no-match-qps uses --qps")
@@ -78,6 +86,22 @@ class SearchConfig:
         except ValueError as exc:
             raise ConfigError("compare_quantizers", str(exc)) from None
 
+    def run_specs(self, orders: list[str], codec: str) -> list:
+        """Every compared run: each quantizer with ``orders``, then each pipeline with ``pipeline_orders``."""
+        from eval.pipeline.quantizer_runs import RunSpec, pipeline_runs
+
+        try:
+            pipelines = pipeline_runs(self.compare_pipelines, codec, self.pipeline_orders)
+        except ValueError as exc:
+            raise ConfigError("compare_pipelines", str(exc)) from None
+        quantizers = [RunSpec(label, spec, orders=tuple(orders)) for label, spec in self.compared_specs()]
+        labels = [r.label for r in quantizers + pipelines]
+        clash = sorted({name for name in labels if labels.count(name) > 1})
+        if clash:
+            raise ConfigError("compare_pipelines", f"{', '.join(clash)} names both a compared quantizer and a pipeline; "
+                              "give the quantizer another NAME=")
+        return quantizers + pipelines
+
     def check(self) -> None:
         """Everything that can be checked before any work: codec, QPs, packing, every quantizer spec."""
         from eval.experiments.config import check_quantizer
@@ -87,6 +111,7 @@ class SearchConfig:
         self.coding.check()
         for label, spec in self.compared_specs():
             check_quantizer(spec, "compare_quantizers")
+        self.run_specs([], self.coding.codec_spec())
         names = [order_file_name(spec) for spec in self.order_file]
         for name, spec in zip(names, self.order_file):
             if name == "identity" or name in self.orders or names.count(name) > 1:
@@ -102,7 +127,8 @@ class SearchResult:
     config: SearchConfig
     report: object  # eval.analysis.report.Report: every order against identity under the main quantizer
     compared: list  # eval.pipeline.quantizer_runs.ComparedRun per compared quantizer
-    runs_report: object | None  # every run against the paper's pipeline (None without compared quantizers)
+    runs_report: object | None  # every run against the paper's pipeline (None without compared runs)
+    anchor_report: object | None  # every run against MPEG's anchor (None unless mpeg-anchor is compared)
     rows: list  # every finished row of the study (main and compared quantizers)
     failed: list  # error rows of the main grid
     summary: dict  # summary.json
@@ -124,6 +150,9 @@ class SearchResult:
             key = _vs_key(self.summary)
             parts.append(f"every run against {self.summary[key + '_anchor']} ({key}; overlap of feature PSNR / task range):\n"
                          f"{self.runs_report.format()}")
+        if self.anchor_report is not None:
+            parts.append(f"every run against MPEG's anchor, {self.summary['bd_rate_vs_anchor_anchor']} (bd_rate_vs_anchor):\n"
+                         f"{self.anchor_report.format()}")
         return "\n" + "\n\n".join(parts) + "\n"
 
     def notes(self) -> list[str]:
@@ -158,12 +187,14 @@ def search_orders(config: SearchConfig, *, command: str | None = None, source: s
         setup = prepare(config.data, config.coding, run.progress, splits=samples)
         orders = _collect_orders(config, setup, folder)
         compare_names = _compare_orders(config, orders)
+        placements = _pipeline_orders(config, setup, folder)
         from eval.pipeline.features import prepare_references
 
         references = prepare_references(setup.adapter, setup.test, progress=run.progress)
         with folder.results_store() as store:
             grid = _code_main_grid(config, setup, folder, orders, references, store)
-            compared = _code_compared(config, setup, folder, orders, references, grid.rows, compare_names, store)
+            compared = _code_compared(config, setup, folder, {**orders.arrays(), **placements}, references, grid.rows,
+                                      compare_names, store)
         result = _report(config, setup, folder, orders, grid, compared)
         figure = _detections_figure(folder, setup, samples[1], references, grid.rows, compare_names)
         if figure is not None:
@@ -211,12 +242,22 @@ def _code_main_grid(config: SearchConfig, setup, folder, orders, references, sto
     return run_grid(jobs, store, **run.grid_kwargs())
 
 
+def _pipeline_orders(config: SearchConfig, setup, folder) -> dict:
+    """``pipeline_orders`` learned on the calibration split (saved with the others; coded only under the pipelines)."""
+    from eval.pipeline.orders import learn_orders
+
+    if not config.pipeline_orders or config.compare_pipelines == ["none"]:
+        return {}
+    learned = learn_orders(config.pipeline_orders, setup.calib, folder.orders, provenance(setup), progress=config.run.progress)
+    return {name: order for name, order in learned.arrays().items() if name != "identity"}
+
+
 def _code_compared(config: SearchConfig, setup, folder, orders, references, rows, names, store):
-    from eval.pipeline.quantizer_runs import compare_quantizers
+    from eval.pipeline.quantizer_runs import compare_runs
 
     run = config.run
-    return compare_quantizers(
-        config.compared_specs(), names, setup, orders.arrays(), references, rows, store, qps=config.coding.qps,
+    return compare_runs(
+        config.run_specs(names, setup.codec_spec), setup, orders, references, rows, store, qps=config.coding.qps,
         match_qps=config.match_qps, packing=config.coding.packing,
         bitstream_dir=str(folder.bitstreams_dir) if run.keep_bitstreams else None, method=config.coding.bd_method,
         replicates=config.bootstrap, block=config.bootstrap_block, run_kwargs=run.grid_kwargs())
@@ -234,7 +275,7 @@ def _report(config: SearchConfig, setup, folder, orders, grid, compared) -> Sear
                                "and have the same BD-rates")
     rows = grid.rows + [r for c in compared for r in c.rows]
     folder.write_results(rows)
-    extra, runs_report = search_summary(config, setup, folder, orders, report, compared, rows)
+    extra, runs_report, anchor_report = search_summary(config, setup, folder, orders, report, compared, rows)
     if runs_report is not None:
         folder.write_runs_plot(runs_report, title=f"against {extra[_vs_key(extra) + '_anchor']}")
     summary = folder.write_report(
@@ -245,7 +286,7 @@ def _report(config: SearchConfig, setup, folder, orders, grid, compared) -> Sear
     files = {"results": folder.results_csv, "summary": folder.summary_json, "plot": folder.rd_plot,
              "per-image BD-rates": folder.bd_per_image_csv, "mpeg": folder.mpeg_csv, "config": folder.config_toml,
              **{f"figure {name}": path for name, path in figures.items()}}
-    return SearchResult(config, report, compared, runs_report, rows, grid.errors, summary, grid, files)
+    return SearchResult(config, report, compared, runs_report, anchor_report, rows, grid.errors, summary, grid, files)
 
 
 def _detections_figure(folder, setup, test_samples, references, rows, learned_names):

@@ -28,7 +28,7 @@ from eval.pipeline.runner import run_grid
 
 __all__ = ["QuantizerRun", "ComparedRun", "parse_quantizer_specs", "is_paper_pipeline", "run_label", "grid_probe",
            "match_quantizer_qps", "code_order_curve", "match_curve_qps", "curve_points", "runs_report", "main_run",
-           "compare_quantizers", "PAPER_LABEL", "RECOMMENDED_QUANTIZER"]
+           "compare_runs", "RunSpec", "pipeline_runs", "PAPER_LABEL", "RECOMMENDED_QUANTIZER"]
 
 PAPER_LABEL = "paper"
 
@@ -87,11 +87,45 @@ class QuantizerRun:
     qps: list
     match: QPMatch | None = None
     orders: list = field(default_factory=list)
+    packing: str | None = None  # a named pipeline's own packing and codec spec; None: the study's
+    codec: str | None = None
 
     @property
     def digest(self) -> str:
         """The quantizer as the rows store it (``quantizer`` column: sorted JSON)."""
         return json.dumps(self.quantizer, sort_keys=True)
+
+    def owns(self, row: Mapping) -> bool:
+        """Whether ``row`` was coded by this run (its quantizer, and its packing and codec where the run has its own)."""
+        quantizer = row["quantizer"] if isinstance(row["quantizer"], str) else json.dumps(row["quantizer"], sort_keys=True)
+        return (quantizer == self.digest and (self.packing is None or row.get("packing") == self.packing)
+                and (self.codec is None or row.get("codec") == self.codec))
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A run to code beside the main quantizer: a quantizer spec and, for a named pipeline, its own packing and
+    codec (None: the study's), with the orders it codes besides identity."""
+
+    label: str
+    quantizer: str
+    packing: str | None = None
+    codec: str | None = None
+    orders: tuple = ()
+
+
+def pipeline_runs(names: Sequence[str], codec: str, orders: Sequence[str] = ()) -> list[RunSpec]:
+    """``RunSpec`` of each named pipeline (:data:`codec.pipelines.PIPELINES`), its chroma set on ``codec``; ``none`` = []."""
+    from codec.pipelines import make_pipeline
+
+    names = [n for n in names if n]
+    if names == ["none"]:
+        return []
+    out = []
+    for name in names:
+        p = make_pipeline(name)
+        out.append(RunSpec(p.name, p.quantizer, p.packing, p.codec_spec(codec), tuple(orders)))
+    return out
 
 
 def code_order_curve(features, references, order_name: str, order, quantizer: dict, codec: str, qps, model: dict,
@@ -161,10 +195,9 @@ def runs_report(rows: Sequence[dict], runs: Sequence[QuantizerRun], task, images
     the curves are compared over the quality range they share (``match_qps=False``), each with
     its overlap and paired-bootstrap interval.
     """
-    by_digest = {r.digest: r for r in runs}
     relabelled = []
     for row in rows:
-        run = by_digest.get(row["quantizer"] if isinstance(row["quantizer"], str) else json.dumps(row["quantizer"], sort_keys=True))
+        run = next((r for r in sorted(runs, key=lambda r: r.packing is None) if r.owns(row)), None)  # pipelines first
         if run is None or row["order"] not in run.orders or int(row["qp"]) not in run.qps:
             continue
         relabelled.append({**row, "order": run_label(run.label, row["order"])})
@@ -191,39 +224,40 @@ class ComparedRun:
     report: Report
 
 
-def compare_quantizers(specs: Sequence[tuple[str, str]], order_names: Sequence[str], setup, orders: Mapping[str, object],
-                       references: Mapping[str, str], anchor_rows: Sequence[dict], store, *, qps: Sequence[int],
-                       match_qps: bool = True, packing: str = "temporal", bitstream_dir: str | None = None,
-                       method: str = "pchip", replicates: int = 1000, block: int = 1,
-                       run_kwargs: Mapping | None = None) -> list[ComparedRun]:
-    """Code identity and ``order_names`` under each ``(label, spec)`` quantizer, at QPs matched to the anchor.
+def compare_runs(specs: Sequence[RunSpec], setup, orders: Mapping[str, object], references: Mapping[str, str],
+                 anchor_rows: Sequence[dict], store, *, qps: Sequence[int], match_qps: bool = True,
+                 packing: str = "temporal", bitstream_dir: str | None = None, method: str = "pchip",
+                 replicates: int = 1000, block: int = 1, run_kwargs: Mapping | None = None) -> list[ComparedRun]:
+    """Code identity and each run's orders under each run's quantizer (and packing and codec), at QPs matched to the anchor.
 
     Each quantizer is fitted on ``setup.calib``; with ``match_qps`` its identity curve is probed
     on the test images until its QPs span the quality range of ``anchor_rows`` (the main
-    quantizer's identity rows at ``qps``), else it is coded at ``qps``.
+    quantizer's identity rows at ``qps``), else it is coded at ``qps``. A run without its own
+    packing or codec takes ``packing`` and the study's codec.
     """
     from codec import make_codec
     from eval.pipeline.setup import fit_quantizer
 
-    names = ["identity"] + [o for o in order_names if o != "identity"]
     task, ids = setup.adapter.task, setup.test.ids
-    common = dict(packing=packing, bitstream_dir=bitstream_dir)
     identity = [r for r in anchor_rows if r["order"] == "identity"]
     out = []
-    for label, spec in specs:
-        qdict = fit_quantizer(spec, setup.calib).to_dict()
+    for spec in specs:
+        names = ["identity"] + [o for o in spec.orders if o != "identity"]
+        codec, common = spec.codec or setup.codec_spec, dict(packing=spec.packing or packing, bitstream_dir=bitstream_dir)
+        qdict = fit_quantizer(spec.quantizer, setup.calib).to_dict()
         match = None
         if match_qps:
-            print(f"matching QPs of quantizer {label} to the main quantizer's identity quality range", file=sys.stderr)
-            probe = grid_probe(setup.test, references, orders["identity"], qdict, setup.codec_spec, setup.model_spec,
+            print(f"matching QPs of {spec.label} to the main quantizer's identity quality range", file=sys.stderr)
+            probe = grid_probe(setup.test, references, orders["identity"], qdict, codec, setup.model_spec,
                                store, task, run_kwargs=run_kwargs, **common)
-            match = match_quantizer_qps(identity, task, ids, probe, qps, qp_range=make_codec(setup.codec_spec).qp_range)
+            match = match_quantizer_qps(identity, task, ids, probe, qps, qp_range=make_codec(codec).qp_range)
         run_qps = match.qps if match is not None else list(qps)
-        jobs = make_jobs(setup.test, references, {n: orders[n] for n in names}, qdict, setup.codec_spec, run_qps,
+        jobs = make_jobs(setup.test, references, {n: orders[n] for n in names}, qdict, codec, run_qps,
                          setup.model_spec, **common)
-        rows = run_grid(jobs, store, desc=f"coding under {label}", **dict(run_kwargs or {})).rows
-        relabelled = [{**r, "order": run_label(label, r["order"])} for r in rows]
-        report = Report.from_rows(relabelled, task, ids, anchor=run_label(label, "identity"), method=method,
+        rows = run_grid(jobs, store, desc=f"coding under {spec.label}", **dict(run_kwargs or {})).rows
+        relabelled = [{**r, "order": run_label(spec.label, r["order"])} for r in rows]
+        report = Report.from_rows(relabelled, task, ids, anchor=run_label(spec.label, "identity"), method=method,
                                   replicates=replicates, block=block)
-        out.append(ComparedRun(QuantizerRun(label, spec, qdict, run_qps, match, names), rows, report))
+        run = QuantizerRun(spec.label, spec.quantizer, qdict, run_qps, match, names, spec.packing, spec.codec)
+        out.append(ComparedRun(run, rows, report))
     return out
