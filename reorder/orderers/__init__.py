@@ -16,7 +16,8 @@ orders can be compared.
 Modules: :mod:`~reorder.orderers.base` (:data:`ORDERERS`, :class:`BaseOrderer`),
 :mod:`~reorder.orderers.simple` (identity, random, fixed), :mod:`~reorder.orderers.sort`,
 :mod:`~reorder.orderers.distance` (the distance-matrix base), :mod:`~reorder.orderers.tsp`,
-:mod:`~reorder.orderers.spectral` and :mod:`~reorder.orderers.cluster`. Each class
+:mod:`~reorder.orderers.spectral`, :mod:`~reorder.orderers.cluster`, :mod:`~reorder.orderers.refcost` and
+:mod:`~reorder.orderers.importance` (orders that put important channels at low-QP positions). Each class
 registers itself, so a new orderer is one new module here.
 """
 
@@ -34,11 +35,12 @@ from .tsp import TSPOrder
 from .spectral import SpectralOrder
 from .cluster import CLUSTER_METHODS, ClusterOrder
 from .refcost import RefCostOrder
+from .importance import IMPORTANCE_ORDER_NAMES, ImportanceCostOrder, ImportanceTSPOrder
 
 __all__ = [
     "ORDERERS", "ORDER_NAMES", "BaseOrderer", "DistanceOrderer", "IdentityOrder", "RandomOrder", "FixedOrder",
     "SortOrder", "TSPOrder", "SpectralOrder", "ClusterOrder", "SORT_STATISTICS", "CLUSTER_METHODS", "make_orderer",
-    "RefCostOrder",
+    "RefCostOrder", "ImportanceTSPOrder", "ImportanceCostOrder", "IMPORTANCE_ORDER_NAMES",
 ]
 
 ORDER_NAMES: list[str] = [n for key in ORDERERS.names() for n in vars(ORDERERS.get(key)).get("standard_names", ())]
