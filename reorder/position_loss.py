@@ -85,12 +85,15 @@ class PositionLoss:
 
     @classmethod
     def fit(cls, channels: Sequence[int], frame_qp: Sequence[float], mse: Sequence[float], variance,
-            qp: float, bits: int = 8, per_channel: bool = True) -> "PositionLoss":
+            qp: float, bits: int = 8, per_channel: bool = True, sample_variance=None) -> "PositionLoss":
         """Fit ``a`` (and ``k_c`` when ``per_channel``) to measured samples in log space.
 
         ``channels``, ``frame_qp`` and ``mse`` are parallel: a channel, the QP of the frame it was
         coded in and its measured code MSE there (one image's or several images' encodes);
-        ``variance`` [C] the channels' code variance, ``qp`` the base QP of those encodes.
+        ``variance`` [C] the channels' code variance (the model's), ``qp`` the base QP of those encodes;
+        ``sample_variance`` (one per sample) the variance of the channel in the image each sample
+        comes from, where images differ: a channel nearly constant in one image saturates there at
+        its variance in that image, not at its mean over images.
         ``k_c`` (geometric mean 1) is fitted per channel on a grid of ``exp(-3..3)`` (1 for channels
         without samples), alternating with ``a``.
         """
@@ -105,7 +108,10 @@ class PositionLoss:
         if not (np.isfinite(m).all() and (m >= 0).all()):
             raise ValueError("position loss fit: mse must be finite and >= 0")
         s2 = step_squared(fq, bits)
-        vc = np.maximum(v[ch], 1e-12)
+        vc = v[ch] if sample_variance is None else np.asarray(sample_variance, dtype=np.float64)
+        if vc.shape != ch.shape or not np.isfinite(vc).all():
+            raise ValueError("position loss fit: sample_variance must give one finite value per sample")
+        vc = np.maximum(vc, 1e-12)
         target = np.log1p(m)
 
         def residual(log_a: float, k: np.ndarray) -> np.ndarray:

@@ -129,3 +129,23 @@ def test_importance_is_cached_by_model_calibration_and_settings(calib, tmp_path)
     _, other = cached_importance(ToyAdapter(), calib, q, codec, tmp_path / "cache", qp=34, method="gradient",
                                  samples=4, progress=False)
     assert other != path and codec.encodes > n
+
+
+def test_importance_figures_draw_and_check_their_input(tmp_path):
+    from eval.plots.importance import importance_figure, plot_importance, plot_position_loss
+    from reorder.position_loss import PositionLoss
+
+    rng = np.random.default_rng(0)
+    imp = rng.exponential(size=C)
+    off = make_codec("vvenc").prediction_structure(C).qp_offset
+    fig = importance_figure(imp, imp * 1.1, {"identity": np.arange(C)}, off)
+    assert len(fig.axes) == 4  # bars, the order strip, its colour bar, the scatter
+    assert plot_importance(tmp_path / "imp.png", imp).stat().st_size > 0
+    with pytest.raises(ValueError, match="qp_offsets"):
+        importance_figure(imp, orders={"identity": np.arange(C)})
+    with pytest.raises(ValueError, match="16 channels"):
+        importance_figure(imp, estimate=np.ones(3))
+    offs = np.tile([-3.0, 9.0], 8)
+    model = PositionLoss(np.full(C, 100.0), a=0.07, qp=32)
+    assert plot_position_loss(tmp_path / "loss.png", offs, np.where(offs > 0, 50.0, 5.0), np.full(16, 100.0),
+                              model).stat().st_size > 0

@@ -44,9 +44,11 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["ImageMeasurement", "measure_image", "position_rolls", "channel_importance", "cached_importance",
-           "importance_key", "METHODS"]
+           "importance_key", "fit_position_loss", "METHODS"]
 
 METHODS = ("perturbation", "gradient", "both")
+#: what :func:`measure_image` also accepts: code the rolls and keep the loss-model samples only
+CODING_ONLY = "none"
 
 
 def position_rolls(qp_offsets) -> list[int]:
@@ -125,7 +127,7 @@ def measure_image(adapter, features: np.ndarray, meta: dict, quantizer, codec, s
     from eval.pipeline.cell import check_features, code_features
     from reorder import Permutation
 
-    if method not in METHODS:
+    if method not in METHODS + (CODING_ONLY,):
         raise ValueError(f"importance method {method!r}: use one of {', '.join(METHODS)}")
     task = adapter.task
     if not callable(getattr(task, "mean_kl", None)):
@@ -178,6 +180,18 @@ def measure_image(adapter, features: np.ndarray, meta: dict, quantizer, codec, s
     return out
 
 
+def fit_position_loss(measured, qp: int, bits: int = 8):
+    """The :class:`reorder.position_loss.PositionLoss` fitted to the coding samples of every image in ``measured``
+    (each sample saturating at its channel's variance in its own image; the model keeps the mean over images)."""
+    from reorder.position_loss import PositionLoss
+
+    return PositionLoss.fit(np.concatenate([m.channels for m in measured]),
+                            qp + np.concatenate([m.offsets for m in measured]),
+                            np.concatenate([m.code_mse for m in measured]),
+                            np.mean([m.code_variance for m in measured], axis=0), qp=qp, bits=bits,
+                            sample_variance=np.concatenate([m.code_variance[m.channels] for m in measured]))
+
+
 def channel_importance(adapter, calib, quantizer, codec, qp: int = 32, method: str = "both", samples: int = 8,
                        seed: int = 0, packing=None, progress: bool = True, provenance: dict | None = None):
     """The :class:`reorder.importance.ChannelImportance` of ``adapter``'s layer, measured on ``calib`` (a FeatureSet).
@@ -187,7 +201,6 @@ def channel_importance(adapter, calib, quantizer, codec, qp: int = 32, method: s
     Returns ``(importance, measurements)`` (one :class:`ImageMeasurement` per image).
     """
     from reorder.importance import ChannelImportance
-    from reorder.position_loss import PositionLoss
 
     if len(calib) == 0:
         raise ValueError("channel importance needs at least one calibration image")
@@ -208,10 +221,7 @@ def channel_importance(adapter, calib, quantizer, codec, qp: int = 32, method: s
     meas = None if measured[0].kl_measured is None else sum(m.kl_measured for m in measured) / windows
     importance = meas if meas is not None else est
     bits = int(getattr(quantizer, "bits", 8))
-    loss = PositionLoss.fit(np.concatenate([m.channels for m in measured]),
-                            qp + np.concatenate([m.offsets for m in measured]),
-                            np.concatenate([m.code_mse for m in measured]),
-                            np.mean([m.code_variance for m in measured], axis=0), qp=qp, bits=bits)
+    loss = fit_position_loss(measured, qp, bits)
     prov = {
         **(provenance or {}),
         "model": adapter.name, "layer": adapter.layer,
@@ -251,7 +261,7 @@ def importance_key(adapter, calib, quantizer, codec, qp: int, method: str, sampl
         "calibration": calib.digest(),
         "quantizer": quantizer.to_dict() if hasattr(quantizer, "to_dict") else repr(quantizer),
         "codec": codec.spec() if hasattr(codec, "spec") else str(codec),
-        "qp": int(qp), "method": method, "samples": int(samples), "seed": int(seed), "v": 1,
+        "qp": int(qp), "method": method, "samples": int(samples), "seed": int(seed), "v": 2,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
