@@ -149,3 +149,10 @@ def test_importance_figures_draw_and_check_their_input(tmp_path):
     model = PositionLoss(np.full(C, 100.0), a=0.07, qp=32)
     assert plot_position_loss(tmp_path / "loss.png", offs, np.where(offs > 0, 50.0, 5.0), np.full(16, 100.0),
                               model).stat().st_size > 0
+
+
+def test_needs_importance_names_the_importance_orderers():
+    from eval.pipeline.importance import needs_importance
+
+    assert needs_importance("impcost-correlation:tradeoff=2") and needs_importance("imptsp-mse")
+    assert not needs_importance("tsp-correlation") and not needs_importance("refcost-correlation")

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["ImageMeasurement", "measure_image", "position_rolls", "channel_importance", "cached_importance",
-           "importance_key", "fit_position_loss", "METHODS"]
+           "importance_key", "fit_position_loss", "needs_importance", "importance_for_setup", "METHODS"]
 
 METHODS = ("perturbation", "gradient", "both")
 #: what :func:`measure_image` also accepts: code the rolls and keep the loss-model samples only
@@ -285,3 +285,32 @@ def cached_importance(adapter, calib, quantizer, codec, cache_dir, qp: int = 32,
     imp, _ = channel_importance(adapter, calib, quantizer, codec, qp, method, samples, seed, progress=progress)
     imp.save(path)
     return imp, path
+
+
+def needs_importance(name: str) -> bool:
+    """Whether the orderer ``name`` (a :func:`reorder.make_orderer` spec) takes channel importance (``imptsp``,
+    ``impcost``): a study then passes it ``importance=PATH`` from :func:`importance_for_setup`."""
+    from codec.registry import parse_spec
+    from reorder import ORDERERS
+
+    base, _ = parse_spec(name, "orderer")
+    return base in ORDERERS and bool(getattr(ORDERERS.get(base), "needs_importance", False))
+
+
+def importance_for_setup(setup, cache_dir, qp: int = 32, method: str = "both", window_stride: int | None = 128,
+                         samples: int = 8, seed: int = 0, progress: bool = True):
+    """``(ChannelImportance, path)`` for a study's :class:`eval.pipeline.setup.Setup`: its model, calibration
+    features, fitted quantizer and codec, cached under ``cache_dir`` (see :func:`cached_importance`).
+
+    ``window_stride``: the tail's window stride (input pixels) while measuring, wider than the study's
+    to save time (128: about half the windows of the default 64; None keeps the study's); the
+    task loss is a mean over windows, so fewer of them estimate it with more noise, not a bias.
+    """
+    from eval.models import make_model
+
+    adapter = setup.adapter
+    if window_stride is not None and getattr(adapter, "window_stride", window_stride) != window_stride:
+        spec = setup.model_spec
+        adapter = make_model(spec["name"], **{**spec.get("kwargs", {}), "window_stride": int(window_stride)})
+    return cached_importance(adapter, setup.calib, setup.quantizer, setup.codec_spec, cache_dir, qp=qp,
+                             method=method, samples=samples, seed=seed, progress=progress)
