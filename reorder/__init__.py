@@ -8,6 +8,9 @@
 - :mod:`reorder.structure_cost`: the cost of an order under a codec's prediction structure and a local search on it
   (the ``refcost`` orderer).
 - :mod:`reorder.grouping`: a person's grouping of channels (picked by eye) turned into an order.
+- :mod:`reorder.position_loss`, :mod:`reorder.importance`, :mod:`reorder.importance_cost`: what a channel loses
+  at a position's QP offset, the task's channel importance as data, and an order's rate proxy plus its
+  importance-weighted loss (the ``imptsp`` and ``impcost`` orderers).
 
 reorder builds on :mod:`codec` (its registry and file writer) and knows no model.
 """

@@ -230,11 +230,14 @@ class MobileNetV2Adapter(ModelAdapter):
         with torch.inference_mode():
             return self._head(x)
 
-    def tail_tensor(self, f):
-        """Tail on a feature batch ``[N, 144, fh, fw]`` -> logits ``[N, 1000]`` (same ops as the full network)."""
+    def tail_tensor(self, f, grad: bool = False):
+        """Tail on a feature batch ``[N, 144, fh, fw]`` -> logits ``[N, 1000]`` (same ops as the full network).
+
+        ``grad=True`` runs it with autograd (gradients of the task with respect to the features,
+        :mod:`eval.pipeline.importance`); the default runs in inference mode."""
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(not grad):
             y = self._tail_blocks(f)
             y = torch.nn.functional.adaptive_avg_pool2d(y, (1, 1))
             return self.model.classifier(torch.flatten(y, 1))
@@ -275,10 +278,18 @@ class MobileNetV2Adapter(ModelAdapter):
         import torch
 
         f = self.check_tail_features(features, meta)
-        t = torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32)).to(self.device)
-        win = self.window // _STRIDE
-        crops = [t[:, r:r + win, c:c + win] for r, c in self.windows(f.shape[1], f.shape[2])]
+        crops = self.window_batch(f)
         out = []
         for i in range(0, len(crops), self.batch_size):
-            out.append(self.tail_tensor(torch.stack(crops[i:i + self.batch_size])).cpu())
+            out.append(self.tail_tensor(crops[i:i + self.batch_size]).cpu())
         return torch.cat(out).numpy().astype(np.float32, copy=False)
+
+    def window_batch(self, features: np.ndarray):
+        """The tail's windows of a ``[144, H, W]`` feature map as one tensor ``[n_windows, 144, win, win]``
+        (:meth:`windows` order, on the adapter's device)."""
+        import torch
+
+        f = np.asarray(features)
+        t = torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32)).to(self.device)
+        win = self.window // _STRIDE
+        return torch.stack([t[:, r:r + win, c:c + win] for r, c in self.windows(f.shape[1], f.shape[2])])

@@ -16,8 +16,9 @@ orders can be compared.
 Modules: :mod:`~reorder.orderers.base` (:data:`ORDERERS`, :class:`BaseOrderer`),
 :mod:`~reorder.orderers.simple` (identity, random, fixed), :mod:`~reorder.orderers.sort`,
 :mod:`~reorder.orderers.distance` (the distance-matrix base), :mod:`~reorder.orderers.tsp`,
-:mod:`~reorder.orderers.spectral`, :mod:`~reorder.orderers.cluster` and :mod:`~reorder.orderers.grid`
-(placements for tiled packing: snake, grid, mosaic). Each class
+:mod:`~reorder.orderers.spectral`, :mod:`~reorder.orderers.cluster`, :mod:`~reorder.orderers.refcost`,
+:mod:`~reorder.orderers.grid` (placements for tiled packing: snake, grid, mosaic) and
+:mod:`~reorder.orderers.importance` (orders that put important channels at low-QP positions). Each class
 registers itself, so a new orderer is one new module here.
 """
 
@@ -36,11 +37,13 @@ from .spectral import SpectralOrder
 from .cluster import CLUSTER_METHODS, ClusterOrder
 from .refcost import RefCostOrder
 from .grid import GridOrder, MosaicOrder, SnakeOrder
+from .importance import IMPORTANCE_ORDER_NAMES, ImportanceCostOrder, ImportanceTSPOrder
 
 __all__ = [
     "ORDERERS", "ORDER_NAMES", "BaseOrderer", "DistanceOrderer", "IdentityOrder", "RandomOrder", "FixedOrder",
     "SortOrder", "TSPOrder", "SpectralOrder", "ClusterOrder", "SORT_STATISTICS", "CLUSTER_METHODS", "make_orderer",
-    "RefCostOrder", "SnakeOrder", "GridOrder", "MosaicOrder",
+    "RefCostOrder", "SnakeOrder", "GridOrder", "MosaicOrder", "ImportanceTSPOrder", "ImportanceCostOrder",
+    "IMPORTANCE_ORDER_NAMES",
 ]
 
 ORDER_NAMES: list[str] = [n for key in ORDERERS.names() for n in vars(ORDERERS.get(key)).get("standard_names", ())]
