@@ -207,7 +207,8 @@ def _collect_orders(config: SearchConfig, setup, folder):
     """Learned orders, ``order_file`` orders and the model's bundled hand-made orders, each saved in ``OUT/orders``."""
     from eval.pipeline.orders import learn_orders, load_order_files
 
-    orders = learn_orders(config.orders, setup.calib, folder.orders, provenance(setup), progress=config.run.progress)
+    orders = learn_orders(config.orders, setup.calib, folder.orders, provenance(setup), progress=config.run.progress,
+                          params=_importance_params(config, setup, config.orders))
     orders.update(load_order_files(config.order_file, setup.calib.n_channels, folder.orders, taken=list(orders)))
     if config.bundled_orders:  # hand-made orders shipped for this model and layer (e.g. 'subjective')
         bundled = [f"{name}={path}" for name, path in setup.adapter.bundled_orders().items()]
@@ -217,6 +218,19 @@ def _collect_orders(config: SearchConfig, setup, folder):
                               f"{setup.adapter.name}; name your file otherwise, or leave the shipped ones out (bundled_orders)")
         orders.update(load_order_files(bundled, setup.calib.n_channels, folder.orders, taken=list(orders)))
     return orders
+
+
+def _importance_params(config: SearchConfig, setup, names) -> dict:
+    """``{name: {"importance": PATH, "codec": SPEC}}`` for the importance-aware orderers among ``names``: the model's
+    channel importance measured on the calibration split (cached beside the features), and the study's codec,
+    whose prediction structure decides each position's QP."""
+    from eval.pipeline.importance import importance_for_setup, needs_importance
+
+    wanted = [n for n in names if needs_importance(n)]
+    if not wanted:
+        return {}
+    _, path = importance_for_setup(setup, config.data.cache_dir, progress=config.run.progress)
+    return {n: {"importance": str(path), "codec": setup.codec_spec} for n in wanted}
 
 
 def _compare_orders(config: SearchConfig, orders) -> list[str]:
@@ -248,7 +262,8 @@ def _pipeline_orders(config: SearchConfig, setup, folder) -> dict:
 
     if not config.pipeline_orders or config.compare_pipelines == ["none"]:
         return {}
-    learned = learn_orders(config.pipeline_orders, setup.calib, folder.orders, provenance(setup), progress=config.run.progress)
+    learned = learn_orders(config.pipeline_orders, setup.calib, folder.orders, provenance(setup), progress=config.run.progress,
+                           params=_importance_params(config, setup, config.pipeline_orders))
     return {name: order for name, order in learned.arrays().items() if name != "identity"}
 
 

@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -65,11 +65,13 @@ def _plain(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def learn_orders(names: Sequence[str], calib, folder, provenance: dict, progress: bool = True) -> Orders:
+def learn_orders(names: Sequence[str], calib, folder, provenance: dict, progress: bool = True,
+                 params: Mapping[str, dict] | None = None) -> Orders:
     """Fit each named orderer on ``calib`` (a FeatureSet); ``identity`` is always included (the anchor).
 
     ``folder`` is an :class:`~eval.study_folder.OrderFolder` where each order is saved and
-    from which a matching earlier one is reused.
+    from which a matching earlier one is reused. ``params[name]`` adds keyword arguments that a
+    name cannot carry (e.g. the importance file and codec of an importance-aware orderer).
     """
     from reorder import make_orderer
 
@@ -77,7 +79,7 @@ def learn_orders(names: Sequence[str], calib, folder, provenance: dict, progress
     out = Orders()
     calib_digest = calib.digest()
     for name in names:
-        orderer = make_orderer(name)
+        orderer = make_orderer(name, **dict((params or {}).get(name, {})))
         params = {k: _plain(v) for k, v in orderer.get_params().items()}
         saved = folder.load(name, n_channels=calib.n_channels)
         if (saved is not None and saved.provenance.get("orderer_params") == params
