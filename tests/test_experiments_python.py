@@ -31,3 +31,23 @@ def test_search_orders_from_python_finds_the_learned_order_cheaper(tmp_path):
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["bd_rate"] == json.loads(json.dumps(bd))
     assert 'command = "Python call"' in (tmp_path / "out" / "config.toml").read_text()
     assert Path(result.files["results"]).exists()
+
+
+def test_learn_orders_passes_each_name_its_own_parameters(tmp_path):
+    """An importance-aware orderer gets the importance file a name cannot carry, whatever its place in the list."""
+    import numpy as np
+
+    from eval.pipeline.features import FeatureRef, FeatureSet
+    from eval.pipeline.orders import learn_orders
+    from eval.study_folder import OrderFolder
+
+    rng = np.random.default_rng(0)
+    refs = []
+    for i in range(2):
+        path = tmp_path / f"f{i}.npy"
+        np.save(path, rng.random((6, 8, 8), dtype=np.float32))
+        refs.append(FeatureRef(f"img{i}", f"k{i}", str(path), {"pixels": 64}, None, None))
+    calib = FeatureSet(refs)
+    orders = learn_orders(["tsp-correlation", "fixed"], calib, OrderFolder(tmp_path / "orders"), {},
+                          params={"fixed": {"order_or_path": [5, 4, 3, 2, 1, 0]}}, progress=False)
+    assert list(orders["fixed"].order) == [5, 4, 3, 2, 1, 0]  # the third name, after identity and a learned order

@@ -80,9 +80,9 @@ def learn_orders(names: Sequence[str], calib, folder, provenance: dict, progress
     calib_digest = calib.digest()
     for name in names:
         orderer = make_orderer(name, **dict((params or {}).get(name, {})))
-        params = {k: _plain(v) for k, v in orderer.get_params().items()}
+        fitted_params = {k: _plain(v) for k, v in orderer.get_params().items()}
         saved = folder.load(name, n_channels=calib.n_channels)
-        if (saved is not None and saved.provenance.get("orderer_params") == params
+        if (saved is not None and saved.provenance.get("orderer_params") == fitted_params
                 and saved.provenance.get("calibration_digest") == calib_digest):
             out.permutations[name] = saved
             distance = folder.load_distance(name)
@@ -94,7 +94,7 @@ def learn_orders(names: Sequence[str], calib, folder, provenance: dict, progress
             print(f"learning order {name} on {len(calib)} calibration images ...", file=sys.stderr)
         orderer.fit(calib)
         perm = orderer.to_permutation(  # the orderer adds its own parameters, tour cost and solver
-            **provenance, orderer=name, orderer_params=params, calibration_digest=calib_digest,
+            **provenance, orderer=name, orderer_params=fitted_params, calibration_digest=calib_digest,
             calibration_images=calib.ids, fit_seconds=round(time.perf_counter() - t0, 3),
         )
         distance = getattr(orderer, "distance_", None)
