@@ -59,8 +59,10 @@ def test_bad_options_stop_before_anything_runs(tmp_path, extra, words):
 
 
 @pytest.mark.slow
-def test_compare_orders_not_in_the_study_stop_before_any_cell(tmp_path):
-    proc = study(tmp_path, "--compare-quantizers", "recommended", "--compare-orders", "bogus", "--qps", "32", "37", timeout=300)
+@pytest.mark.parametrize("compared", [["--compare-quantizers", "recommended"], ["--compare-pipelines", "none"]])
+def test_compare_orders_not_in_the_study_stop_before_any_cell(tmp_path, compared):
+    # also without any compared run that would code them: a misspelt name is refused, not ignored
+    proc = study(tmp_path, *compared, "--compare-orders", "bogus", "--qps", "32", "37", timeout=300)
     line = one_line(proc)
     assert "--compare-orders" in line and "bogus" in line
     with ResultStore(tmp_path / "out" / "results.sqlite") as store:
@@ -72,7 +74,8 @@ def test_a_bad_quantizer_file_is_named(tmp_path):
     bad.write_text('{"name": "log"}')
     proc = study(tmp_path, "--quantizer", str(bad), timeout=300)
     line = one_line(proc)
-    assert str(bad) in line and "not a saved quantizer" in line
+    assert line.startswith("error: --quantizer: ") and str(bad) in line and "not a saved quantizer" in line
+    assert not (tmp_path / "out").exists()  # read up front, before the model or a cell
 
 
 # ---------------------------------------------------------------------------------------- orders

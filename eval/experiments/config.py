@@ -483,8 +483,12 @@ def check_quantizer(spec: str, parameter: str = "quantizer") -> None:
     from codec import make_quantizer
 
     if spec.endswith(".json"):
-        if not Path(spec).is_file():
-            raise ConfigError(parameter, f"{spec}: file not found; give the best_quantizer.json a tuning study wrote")
+        from eval.pipeline.setup import load_saved_quantizer
+
+        try:
+            load_saved_quantizer(spec)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(parameter, str(exc)) from None
         return
     try:
         make_quantizer(spec)

@@ -237,7 +237,7 @@ def _compare_orders(config: SearchConfig, orders) -> list[str]:
     """The orders coded under the compared quantizers (checked against the study's orders before any coding)."""
     wanted = config.compare_orders if config.compare_orders is not None else [o for o in ["tsp-correlation"] if o in orders]
     unknown = [o for o in wanted if o != "identity" and o not in orders]
-    if config.compared_specs() and unknown:
+    if unknown:  # refused even when no compared run would code them: a misspelt name is still a mistake
         raise ConfigError("compare_orders", f"{', '.join(unknown)}: not among this study's orders ({', '.join(orders)}); "
                           "add them to orders or order_file")
     return list(wanted)

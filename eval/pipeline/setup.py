@@ -56,6 +56,22 @@ def prepare_setup(
     return Setup(adapter, model_spec, calib, test, q, q.to_dict(), codec_obj.spec())
 
 
+def load_saved_quantizer(path):
+    """The quantizer saved in the JSON file ``path`` (a tuning study's best_quantizer.json), fitted or not.
+
+    Raises FileNotFoundError or ValueError with a message that names the file and what to give instead.
+    """
+    from codec import quantizer_from_dict
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: file not found; give the best_quantizer.json a tuning study wrote")
+    try:
+        return quantizer_from_dict(json.loads(Path(path).read_text()))
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a saved quantizer ({exc}); give the best_quantizer.json a tuning "
+                         "study wrote, or a spec such as log:bits=10") from None
+
+
 def fit_quantizer(spec, calib):
     """A quantizer from a spec string (fitted on ``calib``), a saved dict, or the JSON file a tuning study wrote.
 
@@ -64,15 +80,7 @@ def fit_quantizer(spec, calib):
     from codec import make_quantizer, quantizer_from_dict
 
     if isinstance(spec, str) and spec.endswith(".json"):
-        if not Path(spec).exists():
-            raise FileNotFoundError(f"quantizer {spec}: file not found; give the best_quantizer.json a tuning study wrote")
-        path = spec
-        try:
-            spec = json.loads(Path(path).read_text())
-            q = quantizer_from_dict(spec)
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"quantizer {path}: not a saved quantizer ({exc}); give the best_quantizer.json a tuning "
-                             "study wrote, or a spec such as log:bits=10") from None
+        q = load_saved_quantizer(spec)
         return q if q.is_fitted else q.fit(calib)
     if isinstance(spec, dict):
         q = quantizer_from_dict(spec)
