@@ -7,7 +7,7 @@ import pytest
 from codec import make_codec
 from eval.pipeline.features import FeatureRef, FeatureSet
 from eval.pipeline.importance import cached_importance, channel_importance, position_rolls
-from eval.tasks.classification import KLFidelity
+from eval.tasks.classification import KLFidelity, log_softmax
 from reorder.importance import ChannelImportance
 from reorder.position_loss import step_squared
 
@@ -19,8 +19,8 @@ class StepNoiseCodec:
 
     name, grid = "stepnoise", 8
 
-    def __init__(self):
-        self.structure = make_codec("vvenc").prediction_structure(C)
+    def __init__(self, n=C):
+        self.structure = make_codec("vvenc").prediction_structure(n)
         self.encodes = 0
 
     def spec(self):
@@ -45,6 +45,7 @@ class ToyAdapter:
     """Four 8x8 windows; logits = a fixed linear map of each window's channel means (channel weights differ)."""
 
     name, layer, n_channels, batch_size = "toy", "x", C, 16
+    task_distribution = "each window's softmax over 10 classes"
 
     def __init__(self):
         import torch
@@ -71,6 +72,9 @@ class ToyAdapter:
 
     def tail(self, f, meta=None):
         return self.tail_tensor(self.window_batch(f)).numpy()
+
+    def task_log_probs(self, f, meta=None):
+        return log_softmax(self.tail(f).astype(np.float64))
 
 
 @pytest.fixture

@@ -189,6 +189,48 @@ def test_other_split_carries_the_residual_input(images, adapter):
         make_model("ssdlite-person", layer="expanded_conv_4/expand")
 
 
+def test_task_distribution_is_the_scores_behind_the_detections(images, adapter):
+    a = images["vtest-f0297"]
+    f, meta = adapter.head(a)
+    lp = adapter.task_log_probs(f, meta)
+    assert lp.shape == (adapter.port.n_anchors, 2) and lp.dtype == np.float64
+    assert np.allclose(np.exp(lp).sum(axis=1), 1.0)  # one Bernoulli per anchor: person, background
+    det = adapter.tail(f, meta)
+    person = np.exp(lp[:, 0])
+    assert abs(person.max() - det["scores"].max()) < 1e-5  # the best detection is the best anchor's score
+    assert (person >= 0.5).sum() >= (det["scores"] >= 0.5).sum()  # NMS only removes
+    assert adapter.task_distribution
+
+
+def test_channel_importance_of_the_detector_agrees_between_frames(images, adapter, tmp_path):
+    """Perturbation importance (no gradient estimate for a detector) on two frames: channels rank alike in
+    both, what makes one fixed order for every frame sensible. A toy codec adds each position's step noise."""
+    from scipy.stats import spearmanr
+
+    from codec import make_quantizer
+    from eval.pipeline.features import FeatureRef, FeatureSet
+    from eval.pipeline.importance import channel_importance, gradient_supported, supports_importance
+    from tests.test_eval_importance import StepNoiseCodec
+
+    assert supports_importance(adapter) and not gradient_supported(adapter)
+    refs = []
+    for k, image_id in enumerate(("vtest-f0297", "vtest-f0594")):
+        f, meta = adapter.head(images[image_id])
+        path = tmp_path / f"{k}.npy"
+        np.save(path, f)
+        refs.append(FeatureRef(image_id, f"k{k}", str(path), meta))
+    calib = FeatureSet(refs)
+    q = make_quantizer("log").fit(calib)
+    imp, measured = channel_importance(adapter, calib, q, StepNoiseCodec(n=144), qp=32, method="perturbation",
+                                       progress=False)
+    a, b = (m.kl_measured for m in measured)
+    assert np.isfinite(imp.importance).all() and (imp.importance >= 0).all() and imp.importance.max() > 0
+    assert spearmanr(a, b)[0] > 0.5, spearmanr(a, b)[0]
+    assert "anchor" in imp.provenance["task_loss"] and imp.provenance["method"] == "perturbation"
+    with pytest.raises(ValueError, match="gradient importance needs"):
+        channel_importance(adapter, calib, q, StepNoiseCodec(n=144), qp=32, method="gradient", progress=False)
+
+
 def test_tail_rejects_features_it_cannot_use(adapter):
     meta = {"image_size": [576, 768], "shape": [144, 75, 75]}
     with pytest.raises(FeatureError, match=r"\[144, H, W\]"):

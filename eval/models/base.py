@@ -90,6 +90,20 @@ class ModelAdapter(abc.ABC):
             raise FeatureError("features contain NaN/Inf; check the decoder and dequantizer output")
         return f
 
+    #: what :meth:`task_log_probs` describes, for the provenance of a channel importance (None: not offered)
+    task_distribution: str | None = None
+
+    def task_log_probs(self, features: np.ndarray, meta: dict):
+        """``[units, K]`` float64 log-probabilities of the task's prediction on (possibly decoded) ``features``.
+
+        One categorical distribution per unit (a window's classes, an anchor's object/background);
+        the KL divergence of a coded map's distributions from the uncoded map's, summed over units,
+        is the task loss that :mod:`eval.pipeline.importance` measures each channel's importance by.
+        A model that offers it sets :attr:`task_distribution`; the default refuses with one line.
+        """
+        raise NotImplementedError(f"{getattr(self, 'name', type(self).__name__)} gives no per-unit task distribution "
+                                  "(task_log_probs), so channel importance cannot be measured for it")
+
     def bundled_orders(self) -> dict:
         """Channel orders shipped with the package for this model and layer, ``{name: order file path}``.
 

@@ -141,6 +141,7 @@ class MobileNetV2Adapter(ModelAdapter):
     n_channels = 144
     stride = _STRIDE
     min_image_side = 32  # the network's total stride (see ModelAdapter.min_image_side), also short_side's minimum
+    task_distribution = "each window's softmax over the 1000 ImageNet classes"
 
     def __init__(self, weights: str | None = None, device: str = "cpu", short_side: int = 512,
                  window: int = 224, window_stride: int = 64, batch_size: int = 16, num_threads: int | None = None):
@@ -283,6 +284,12 @@ class MobileNetV2Adapter(ModelAdapter):
         for i in range(0, len(crops), self.batch_size):
             out.append(self.tail_tensor(crops[i:i + self.batch_size]).cpu())
         return torch.cat(out).numpy().astype(np.float32, copy=False)
+
+    def task_log_probs(self, features: np.ndarray, meta: dict | None = None) -> np.ndarray:
+        """``[n_windows, 1000]``: each window's log-softmax (what :class:`eval.tasks.classification.KLFidelity` compares)."""
+        from eval.tasks.classification import log_softmax
+
+        return log_softmax(self.tail(features, meta).astype(np.float64))
 
     def window_batch(self, features: np.ndarray):
         """The tail's windows of a ``[144, H, W]`` feature map as one tensor ``[n_windows, 144, win, win]``

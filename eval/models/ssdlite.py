@@ -281,6 +281,10 @@ class SSDLitePort:
 
     def detect_from(self, x, start: int, stack: list) -> dict:
         """Backbone steps from ``start``, extra layers, predictors and postprocessing -> the graph's detections."""
+        return self.postprocess(*self.predict_from(x, start, stack))
+
+    def predict_from(self, x, start: int, stack: list):
+        """Backbone steps from ``start``, extra layers and predictors -> ``(box codes [A, 4], class logits [A, 2])``."""
         torch = self.torch
         taps: dict = {}
         x = self.run_steps(x, start, len(self.steps), stack, taps)
@@ -298,7 +302,7 @@ class SSDLitePort:
         if codes.shape[0] != self.n_anchors:
             raise FeatureError(f"the predictors gave {codes.shape[0]} boxes for {self.n_anchors} anchors; "
                                "features must be the head's map of a 300x300 input")
-        return self.postprocess(codes, logits)
+        return codes, logits
 
     def decode(self, codes):
         """Boxes ``[N, 4]`` (ymin, xmin, ymax, xmax; normalised) from box codes, with the graph's ops in its order."""
@@ -347,6 +351,7 @@ class SSDLitePersonAdapter(ModelAdapter):
 
     name = "ssdlite-person"
     stride = _STRIDE
+    task_distribution = "each anchor's person / background probability (the graph's sigmoid score, before NMS)"
 
     def __init__(self, weights: str | None = None, layer: str = arch.DEFAULT_SPLIT, num_threads: int | None = None):
         import torch
@@ -420,14 +425,34 @@ class SSDLitePersonAdapter(ModelAdapter):
         f = self.check_tail_features(features, meta)
         if not meta or "image_size" not in meta:
             raise FeatureError("tail needs the head's meta with 'image_size' (the original image's H and W)")
-        t = torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32))[None]
+        t, stack = self._tail_input(f)
+        with torch.inference_mode():
+            det = self.port.detect_from(t, self._split, stack)
+        return self._to_pixels(det, meta["image_size"])
+
+    def task_log_probs(self, features: np.ndarray, meta: dict | None = None) -> np.ndarray:
+        """``[anchors, 2]``: log of each anchor's person score and of its complement, before NMS.
+
+        The detections are these scores thresholded and suppressed, so a channel that moves them
+        moves what is detected; the KL of two such Bernoulli distributions is 0 only where every
+        anchor's score is unchanged. Box offsets are not part of it (a score-only proxy).
+        """
+        torch = self.port.torch
+        t, stack = self._tail_input(self.check_tail_features(features, meta))
+        with torch.inference_mode():
+            _, logits = self.port.predict_from(t, self._split, stack)
+            z = (logits[:, self.port.background:] / float(self.port.logit_scale)).double()
+            out = torch.cat([torch.nn.functional.logsigmoid(z), torch.nn.functional.logsigmoid(-z)], 1)
+        return out.numpy()
+
+    def _tail_input(self, f: np.ndarray):
+        """The tail's input tensor ``[1, 144, h, w]`` and residual stack from a checked feature map."""
+        t = self.port.torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32))[None]
         stack = []
         if self._skip_channels:
             t, skip = t[:, :144], t[:, 144:]
             stack.append(skip)
-        with torch.inference_mode():
-            det = self.port.detect_from(t, self._split, stack)
-        return self._to_pixels(det, meta["image_size"])
+        return t, stack
 
     @staticmethod
     def _to_pixels(det: dict, image_size) -> dict:

@@ -13,9 +13,10 @@ measures, on calibration features only, the two things an importance-aware order
    offset (its real decoded error from step 1, all other channels exact):
 
    * ``perturbation`` (measured): the tail is run once per channel with that channel replaced by
-     its decoded version; the task loss is the mean KL divergence of the windows' predictions from
-     the uncompressed ones (the quantity behind :class:`eval.tasks.classification.KLFidelity`, whose
-     score is ``-10 log10`` of the mean KL over windows);
+     its decoded version; the task loss is the mean KL divergence of the model's per-unit
+     distributions (:meth:`eval.models.base.ModelAdapter.task_log_probs`) from the uncompressed
+     ones: MobileNetV2's windows' class softmax (the quantity behind
+     :class:`eval.tasks.classification.KLFidelity`), the SSDLite detector's anchors' person scores;
    * ``gradient`` (estimate): KL is second order around the uncompressed prediction (its gradient
      there is 0), so the first non-vanishing term is ``0.5 * e^T J^T F J e`` (``J`` the tail's
      Jacobian, ``F`` the Fisher matrix of the softmax, ``e`` the channel's error). With ``y`` drawn
@@ -24,8 +25,8 @@ measures, on calibration features only, the two things an importance-aware order
    * ``both``: the measured one is the importance, the estimate is kept with their Spearman
      correlation in the provenance.
 
-Only task metrics with a per-window KL (``task.mean_kl``, MobileNetV2's) are supported; the
-gradient estimate needs an adapter with ``window_batch`` and ``tail_tensor(..., grad=True)``.
+Models that give ``task_log_probs`` are supported (MobileNetV2, SSDLite); the gradient estimate
+needs a classifier adapter with ``window_batch`` and ``tail_tensor(..., grad=True)`` (MobileNetV2).
 
 :func:`cached_importance` stores the result as JSON (:meth:`reorder.importance.ChannelImportance.save`)
 under ``<cache_dir>/importance/``, keyed by the model (its tail identity: weights, layer, windows),
@@ -44,7 +45,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["ImageMeasurement", "measure_image", "position_rolls", "channel_importance", "cached_importance",
-           "importance_key", "fit_position_loss", "needs_importance", "importance_for_setup", "METHODS"]
+           "importance_key", "fit_position_loss", "needs_importance", "importance_for_setup", "supports_importance",
+           "gradient_supported", "METHODS"]
 
 METHODS = ("perturbation", "gradient", "both")
 #: what :func:`measure_image` also accepts: code the rolls and keep the loss-model samples only
@@ -85,22 +87,26 @@ class ImageMeasurement:
     seconds: dict = field(default_factory=dict)
 
 
-def _log_softmax(z) -> np.ndarray:
-    z = np.asarray(z, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-
-
-def _kl_sum(lp_ref: np.ndarray, logits) -> float:
-    lp = _log_softmax(logits)
+def _kl_sum(lp_ref: np.ndarray, lp: np.ndarray) -> float:
+    """KL(ref || coded) summed over units, from ``[units, K]`` log-probabilities."""
     return float(np.maximum((np.exp(lp_ref) * (lp_ref - lp)).sum(axis=1), 0.0).sum())
+
+
+def supports_importance(adapter) -> bool:
+    """Whether ``adapter`` gives the per-unit task distribution that channel importance is measured by."""
+    return getattr(adapter, "task_distribution", None) is not None
+
+
+def gradient_supported(adapter) -> bool:
+    """Whether the gradient estimate works for ``adapter`` (a windowed classifier with a differentiable tail)."""
+    return hasattr(adapter, "window_batch") and hasattr(adapter, "tail_tensor")
 
 
 def _gradient_kl(adapter, features: np.ndarray, errors: np.ndarray, samples: int, seed: int) -> np.ndarray:
     """[C]: ``0.5 * E_y[(grad log p_y . e_c)^2]`` summed over windows, for every channel's error map ``e_c``."""
     import torch
 
-    if not (hasattr(adapter, "window_batch") and hasattr(adapter, "tail_tensor")):
+    if not gradient_supported(adapter):
         raise ValueError(f"{adapter.name}: the gradient importance needs an adapter with window_batch and "
                          "tail_tensor(..., grad=True); use method='perturbation'")
     crops = adapter.window_batch(features)
@@ -129,10 +135,9 @@ def measure_image(adapter, features: np.ndarray, meta: dict, quantizer, codec, s
 
     if method not in METHODS + (CODING_ONLY,):
         raise ValueError(f"importance method {method!r}: use one of {', '.join(METHODS)}")
-    task = adapter.task
-    if not callable(getattr(task, "mean_kl", None)):
-        raise ValueError(f"{adapter.name}'s task metric {getattr(task, 'name', '?')} has no per-window KL; channel "
-                         "importance is measured for KL-fidelity tasks (mobilenet_v2)")
+    if not supports_importance(adapter):
+        raise ValueError(f"{adapter.name} gives no per-unit task distribution (task_log_probs); channel importance "
+                         "is measured for models that do (mobilenet_v2, ssdlite-person)")
     f = check_features(features)
     C = f.shape[0]
     off = np.asarray(structure.qp_offset, dtype=np.float64)
@@ -157,10 +162,9 @@ def measure_image(adapter, features: np.ndarray, meta: dict, quantizer, codec, s
         errors[first] = (res.reconstruction - f)[first]
         have |= first
     t_code = time.perf_counter() - t0
-    ref = adapter.tail(f, meta)
-    lp_ref = _log_softmax(ref)
+    lp_ref = adapter.task_log_probs(f, meta)
     out = ImageMeasurement(image_id, np.concatenate(chans), np.concatenate(offs), np.concatenate(mses),
-                           codes.var(axis=(1, 2)), int(ref.shape[0]))
+                           codes.var(axis=(1, 2)), int(lp_ref.shape[0]))
     out.seconds["code"] = round(t_code, 2)
     if method in ("perturbation", "both"):
         t0 = time.perf_counter()
@@ -168,10 +172,10 @@ def measure_image(adapter, features: np.ndarray, meta: dict, quantizer, codec, s
         g = f.copy()
         for c in range(C):
             g[c] = f[c] + errors[c]
-            kl[c] = _kl_sum(lp_ref, adapter.tail(g, meta))
+            kl[c] = _kl_sum(lp_ref, adapter.task_log_probs(g, meta))
             g[c] = f[c]
         out.kl_measured = kl
-        out.kl_all = _kl_sum(lp_ref, adapter.tail(f + errors, meta))
+        out.kl_all = _kl_sum(lp_ref, adapter.task_log_probs(f + errors, meta))
         out.seconds["perturbation"] = round(time.perf_counter() - t0, 2)
     if method in ("gradient", "both"):
         t0 = time.perf_counter()
@@ -227,7 +231,7 @@ def channel_importance(adapter, calib, quantizer, codec, qp: int = 32, method: s
         "model": adapter.name, "layer": adapter.layer,
         "tail": getattr(adapter, "tail_identity", adapter.identity)(),
         "calibration_digest": calib.digest(), "calibration_images": calib.ids,
-        "method": method, "task_loss": "mean KL divergence per window (nats) of the tail's predictions",
+        "method": method, "task_loss": f"mean KL divergence per unit (nats) of {adapter.task_distribution}",
         "codec": codec.spec(), "structure": structure.source, "qp": int(qp),
         "quantizer": quantizer.to_dict() if hasattr(quantizer, "to_dict") else repr(quantizer),
         "windows": int(windows), "gradient_samples": int(samples) if est is not None else None,
@@ -297,10 +301,13 @@ def needs_importance(name: str) -> bool:
     return base in ORDERERS and bool(getattr(ORDERERS.get(base), "needs_importance", False))
 
 
-def importance_for_setup(setup, cache_dir, qp: int = 32, method: str = "both", window_stride: int | None = 128,
+def importance_for_setup(setup, cache_dir, qp: int = 32, method: str | None = None, window_stride: int | None = 128,
                          samples: int = 8, seed: int = 0, progress: bool = True):
     """``(ChannelImportance, path)`` for a study's :class:`eval.pipeline.setup.Setup`: its model, calibration
     features, fitted quantizer and codec, cached under ``cache_dir`` (see :func:`cached_importance`).
+
+    ``method``: None measures by perturbation and adds the gradient estimate where the model
+    supports it (``"both"`` for MobileNetV2, ``"perturbation"`` for the detector).
 
     ``window_stride``: the tail's window stride (input pixels) while measuring, wider than the study's
     to save time (128: about half the windows of the default 64; None keeps the study's); the
@@ -309,6 +316,11 @@ def importance_for_setup(setup, cache_dir, qp: int = 32, method: str = "both", w
     from eval.models import make_model
 
     adapter = setup.adapter
+    if not supports_importance(adapter):
+        raise ValueError(f"{adapter.name} gives no per-unit task distribution, so the importance-aware orders "
+                         "(imptsp, impcost) cannot be learned for it; use tsp-<metric> or refcost-<metric>")
+    if method is None:
+        method = "both" if gradient_supported(adapter) else "perturbation"
     if window_stride is not None and getattr(adapter, "window_stride", window_stride) != window_stride:
         spec = setup.model_spec
         adapter = make_model(spec["name"], **{**spec.get("kwargs", {}), "window_stride": int(window_stride)})

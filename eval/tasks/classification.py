@@ -26,10 +26,11 @@ import numpy as np
 from eval.errors import FeatureError
 from eval.tasks.base import TaskMetric
 
-__all__ = ["KLFidelity"]
+__all__ = ["KLFidelity", "log_softmax"]
 
 
-def _log_softmax(z: np.ndarray) -> np.ndarray:
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax of ``[n, classes]`` logits, stable for large logits."""
     z = z - z.max(axis=1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
@@ -69,8 +70,8 @@ class KLFidelity(TaskMetric):
             )
         if not (np.isfinite(out).all() and np.isfinite(ref).all()):
             raise FeatureError("logits contain NaN/Inf; the decoded features are broken (check the decoder/dequantizer)")
-        lp_ref = _log_softmax(ref)
-        lp_out = _log_softmax(out)
+        lp_ref = log_softmax(ref)
+        lp_out = log_softmax(out)
         kl = np.maximum((np.exp(lp_ref) * (lp_ref - lp_out)).sum(axis=1), 0.0)
         top_ref = ref.argmax(axis=1)
         k = min(5, out.shape[1])
