@@ -179,7 +179,7 @@ def test_unwritable_cache_folder_is_one_line_and_holds_nothing(tmp_path, monkeyp
         cache = FeatureCache(folder)
         with pytest.raises(StorageError) as info:
             cache.entry(FakeAdapter(), photo())
-        one_line(info.value, f"cannot write the feature cache in {folder}", "make it writable", "--cache-dir")
+        one_line(info.value, f"cannot write the feature cache in {folder}", "make it writable", "(cache_dir)")
         assert info.value.errno in (errno.EROFS, errno.EACCES, errno.EPERM), how
         assert files_under(folder) == []
 
@@ -219,7 +219,7 @@ def test_full_disk_while_caching_is_one_line_and_leaves_no_partial_entry(tmp_pat
     with full_disk(tmp_path, monkeypatch, real, case) as folder:
         with pytest.raises(StorageError) as info:
             FeatureCache(folder).entry(adapter, photo())
-        one_line(info.value, f"cannot write the feature cache in {folder}", "no space left", "free space", "--cache-dir")
+        one_line(info.value, f"cannot write the feature cache in {folder}", "no space left", "free space", "(cache_dir)")
         assert info.value.errno == errno.ENOSPC
         assert files_under(folder) == []  # no array without its record, no temporary file, no empty folder
     # with room again, the same call makes the whole entry
@@ -238,7 +238,7 @@ def test_full_disk_while_writing_a_reference_keeps_the_cached_features(tmp_path,
     monkeypatch.setattr("eval.pipeline.features.save_arrays", no_space)
     with pytest.raises(StorageError) as info:
         prepare_references(adapter, features, progress=False)
-    one_line(info.value, str(tmp_path / "cache"), "no space left", "--cache-dir")
+    one_line(info.value, str(tmp_path / "cache"), "no space left", "cache_dir")
     assert files_under(tmp_path / "cache") == before  # the features stay, no reference file
     assert cache.contains(adapter, photo())
 
@@ -457,7 +457,7 @@ def test_study_rows_are_the_same_with_one_worker_and_with_two(tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
         with open(out / "results.csv", newline="") as f:
             rows[workers] = {r["key"]: r for r in csv.DictReader(f)}
-    assert rows[1].keys() == rows[2].keys() and len(rows[1]) == 4
+    assert rows[1].keys() == rows[2].keys() and len(rows[1]) == 8  # 2 images x 2 QPs: identity, and MPEG's anchor
     for key, row in rows[1].items():
         other = rows[2][key]
         assert (row["bits"], row["feature_psnr"]) == (other["bits"], other["feature_psnr"])
