@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 def test_search_orders_from_python_finds_the_learned_order_cheaper(tmp_path):
     config = SearchConfig(
-        orders=["identity", "tsp-correlation"], bundled_orders=False, compare_quantizers=["none"], bootstrap=200,
+        orders=["identity", "tsp-correlation"], bundled_orders=False, compare_quantizers=["none"], compare_pipelines=["none"], bootstrap=200,
         data=DataConfig(limit=1, model_args={"short_side": 160, "window": 64, "window_stride": 32},
                         cache_dir=str(tmp_path / "cache")),
         coding=CodingConfig(qps=[22, 27, 32, 37]),

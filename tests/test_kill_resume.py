@@ -35,7 +35,7 @@ def study_args(out: Path, cache: Path, workers: int = 2) -> list[str]:
         "--out", str(out), "--cache-dir", str(cache),
         "--model-arg", "short_side=96", "--model-arg", "window=64", "--model-arg", "window_stride=32",
         "--limit", "2", "--orders", "identity", "tsp-correlation", "--qps", "22", "27", "32", "37",
-        "--packing", "tiled", "--workers", str(workers), "--quiet", "--compare-quantizers", "none",
+        "--packing", "tiled", "--workers", str(workers), "--quiet", "--compare-quantizers", "none", "--compare-pipelines", "none",
     ]
 
 

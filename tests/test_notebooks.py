@@ -69,7 +69,7 @@ def test_notebook_runs_a_tiny_study_and_shows_every_figure(tmp_path, monkeypatch
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert f"kernel: {sys.executable}" in text  # the venv's interpreter ran it
-    assert "running: python -m studies.search_order" in text  # the empty folder made it run the study
+    assert "running eval.experiments.search_orders" in text  # the empty folder made it run the study
     assert (study / "summary.json").is_file() and (study / "results.csv").is_file()
 
     png_cells = [c for c in nb.cells if c.cell_type == "code" and any("image/png" in o.get("data", {}) for o in c.outputs)]

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 def test_detector_study_measures_map_and_draws_the_detections(tmp_path):
     config = DetectorSearchConfig(
-        orders=["identity", "tsp-correlation"], compare_quantizers=["none"], bootstrap=100,
+        orders=["identity", "tsp-correlation"], compare_quantizers=["none"], compare_pipelines=["none"], bootstrap=100,
         data=DataConfig(model="ssdlite-person", video="vtest", n_calib=6, n_test=8, cache_dir=str(tmp_path / "cache")),
         coding=CodingConfig(qps=[22, 27, 32, 37]),
         run=RunConfig(out=str(tmp_path / "out"), workers=1, quiet=True),

@@ -24,7 +24,7 @@ def tiny_args(tmp_path, *extra):
         "--model-arg", "short_side=160", "--model-arg", "window=64", "--model-arg", "window_stride=32",
         "--limit", "2", "--workers", "1", "--quiet", "--qps", "22", "27", "32", "37",
         "--orders", "identity", "tsp-correlation", "--no-bundled-orders", "--bootstrap", "400",
-        "--compare-quantizers", "none", *extra,
+        "--compare-quantizers", "none", "--compare-pipelines", "none", *extra,
     ]
 
 
@@ -231,12 +231,24 @@ def test_compared_quantizer_gets_matched_qps_and_bd_rate_vs_paper(tmp_path):
     args = tiny_args(tmp_path)
     i = args.index("--compare-quantizers")
     args[i + 1] = "recommended"
+    i = args.index("--compare-pipelines")
+    del args[i:i + 2]  # the default: MPEG's anchor is coded too
     proc = run_study(args + ["--bootstrap", "100"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "out"
     summary = json.loads((out / "summary.json").read_text())
-    runs = {"paper/identity", "paper/tsp-correlation", "recommended/identity", "recommended/tsp-correlation"}
+    runs = {"paper/identity", "paper/tsp-correlation", "recommended/identity", "recommended/tsp-correlation",
+            "mpeg-anchor/identity"}
     assert summary["bd_rate_vs_paper_anchor"] == "paper/identity" and set(summary["bd_rate_vs_paper"]) == runs
+    # every run against MPEG's anchor too; the anchor (global min-max 10-bit, one tiled intra frame per image)
+    # beats the paper's 8-bit one-channel-per-frame pipeline on feature PSNR, as on the full default study
+    assert summary["bd_rate_vs_anchor_anchor"] == "mpeg-anchor/identity" and set(summary["bd_rate_vs_anchor"]) == runs
+    assert summary["bd_rate_vs_anchor"]["mpeg-anchor/identity"]["feature_psnr"] == pytest.approx(0.0, abs=1e-9)
+    assert summary["bd_rate_vs_paper"]["mpeg-anchor/identity"]["feature_psnr"] < -10.0
+    assert summary["bd_rate_vs_anchor"]["paper/identity"]["feature_psnr"] > 10.0
+    anchor_rows = [r for r in csv.DictReader((out / "results.csv").open()) if r["packing"].startswith("tiled")]
+    assert anchor_rows and {json.loads(r["quantizer"])["name"] for r in anchor_rows} == {"uniform"}
+    assert {int(r["qp"]) for r in anchor_rows} == set(summary["qp_match"]["mpeg-anchor"]["qps"])
     assert summary["quantizers"]["paper"]["quantizer"]["name"] == "log"
     assert summary["quantizers"]["recommended"]["quantizer"]["name"] == "channel"
     match = summary["qp_match"]["recommended"]

@@ -50,7 +50,7 @@ def test_detectron2_study_end_to_end(tmp_path):
         "--dataset", f"coco:{ann}:{folder}", "--n-calib", "1",
         "--orders", "identity", "tsp-correlation", "--qps", "22", "27", "32", "37",
         "--workers", "1", "--quiet", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
-        "--compare-quantizers", "none",
+        "--compare-quantizers", "none", "--compare-pipelines", "none",
     ]
     proc = subprocess.run([sys.executable, "-m", "studies.search_order", *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -30,7 +30,7 @@ def study_args(tmp: Path) -> list[str]:
         sys.executable, "-m", "studies.search_order", "--out", str(tmp / "out"), "--cache-dir", str(tmp / "cache"),
         "--model-arg", "short_side=96", "--model-arg", "window=64", "--model-arg", "window_stride=32",
         "--limit", "2", "--orders", "identity", "--qps", "32", "37", "--packing", "tiled", "--workers", "2", "--quiet",
-        "--compare-quantizers", "none",
+        "--compare-quantizers", "none", "--compare-pipelines", "none",
     ]
 
 

@@ -96,7 +96,7 @@ def test_second_study_on_the_same_out_is_refused_and_no_cell_is_coded_twice(tmp_
         sys.executable, "-m", "studies.search_order", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
         "--model-arg", "short_side=96", "--model-arg", "window=64", "--model-arg", "window_stride=32",
         "--limit", "2", "--orders", "identity", "--qps", "32", "37", "--packing", "tiled", "--workers", "1", "--quiet",
-        "--compare-quantizers", "none",
+        "--compare-quantizers", "none", "--compare-pipelines", "none",
     ]
     lock_file = tmp_path / "out" / StudyLock.FILENAME
     with open(tmp_path / "first.log", "wb") as log:

@@ -192,7 +192,7 @@ def tiny_args(tmp_path):
         "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
         "--model-arg", "short_side=160", "--model-arg", "window=64", "--model-arg", "window_stride=32",
         "--limit", "2", "--workers", "1", "--quiet", "--qps", "27", "37", "--orders", "identity", "tsp-correlation",
-        "--compare-quantizers", "none",
+        "--compare-quantizers", "none", "--compare-pipelines", "none",
     ]
 
 
