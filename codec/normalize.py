@@ -54,6 +54,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .quantize import _NOT_FITTED, QUANTIZERS, Quantizer, _check_finite, _CodeMapping
+from . import quantize_curves  # noqa: F401  (importing it registers the log, power and mu-law curves)
 
 __all__ = ["ChannelQuantizer", "channel_stats"]
 

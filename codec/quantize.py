@@ -46,7 +46,8 @@ changed since it. A fixed range (``xmin`` and ``xmax`` both given) is still
 fitted by :meth:`fit`, which then reads no data; :func:`codec.quantizers.quantizer_from_dict`
 rebuilds a fitted quantizer from a saved :meth:`Quantizer.to_dict`.
 
-Each class joins :data:`QUANTIZERS` with ``@QUANTIZERS.register("name")``;
+This module holds the base class and the uniform curve; the log, power and mu-law curves are in
+:mod:`codec.quantize_curves`. Each class joins :data:`QUANTIZERS` with ``@QUANTIZERS.register("name")``;
 :func:`codec.quantizers.make_quantizer` builds one from a spec string (``"log:bits=10"``).
 :meth:`Quantizer.to_dict` is part of stored cell keys: its output must not change.
 """
@@ -63,14 +64,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .registry import Registry
 
-__all__ = [
-    "Quantizer",
-    "UniformQuantizer",
-    "LogQuantizer",
-    "PowerQuantizer",
-    "MuLawQuantizer",
-    "QUANTIZERS",
-]
+__all__ = ["Quantizer", "UniformQuantizer", "QUANTIZERS"]
 
 #: Quantizer classes by name; filled by ``@QUANTIZERS.register(...)`` where each class is defined.
 QUANTIZERS = Registry("quantizer")
@@ -466,108 +460,3 @@ class UniformQuantizer(Quantizer):
             raise ValueError("per-image uniform quantizer: dequantize needs the image's (xmin, xmax); quantize the "
                              "image first or pass side=(xmin, xmax)")
         return Quantizer.dequantize(self._for_range(side), codes)
-
-
-@QUANTIZERS.register("log")
-class LogQuantizer(Quantizer):
-    """Logarithmic steps from ``xmin``: ``v = log(1 + shape*u) / log(1 + shape)``.
-
-    Fine steps near the range minimum (0 for ReLU features, where most values
-    are), coarse ones near the maximum. ``shape`` > 0 is the ratio between the
-    range width and the value where the curve bends from linear to logarithmic.
-    For signed data concentrated around 0 prefer :class:`MuLawQuantizer`.
-    """
-
-    name = "log"
-    _extra_params = ("shape",)
-    shape_param = ("shape", 1.0, 1e4)
-
-    def __init__(self, bits: int = 8, percentile: float = 100.0, shape: float = 100.0,
-                 xmin: float | None = None, xmax: float | None = None):
-        self.shape = shape
-        super().__init__(bits=bits, percentile=percentile, xmin=xmin, xmax=xmax)
-
-    def _check_params(self):
-        super()._check_params()
-        if not isinstance(self.shape, (int, float)) or not 0 < float(self.shape) <= 1e6:
-            raise ValueError(f"log quantizer: shape={self.shape!r}; use a number in (0, 1e6]")
-
-    def _curve(self, u):
-        s = float(self.shape)
-        return np.log1p(s * u) / math.log1p(s)
-
-    def _inverse_curve(self, v):
-        s = float(self.shape)
-        return np.expm1(v * math.log1p(s)) / s
-
-
-@QUANTIZERS.register("power")
-class PowerQuantizer(Quantizer):
-    """Power-law steps: ``v = u**gamma`` (gamma < 1 refines near ``xmin``)."""
-
-    name = "power"
-    _extra_params = ("gamma",)
-    shape_param = ("gamma", 0.1, 1.5)
-
-    def __init__(self, bits: int = 8, percentile: float = 100.0, gamma: float = 0.5,
-                 xmin: float | None = None, xmax: float | None = None):
-        self.gamma = gamma
-        super().__init__(bits=bits, percentile=percentile, xmin=xmin, xmax=xmax)
-
-    def _check_params(self):
-        super()._check_params()
-        if not isinstance(self.gamma, (int, float)) or not 0.05 <= float(self.gamma) <= 20:
-            raise ValueError(f"power quantizer: gamma={self.gamma!r}; use a number in [0.05, 20]")
-
-    def _curve(self, u):
-        return np.power(u, float(self.gamma))
-
-    def _inverse_curve(self, v):
-        return np.power(v, 1.0 / float(self.gamma))
-
-
-@QUANTIZERS.register("mulaw", "mu-law")
-class MuLawQuantizer(Quantizer):
-    """Mu-law companding around zero, rescaled to the fitted range.
-
-    ``g(x) = sign(x) log(1 + mu |x| / m) / log(1 + mu)``, ``m = max(|xmin|, |xmax|)``,
-    codes spread linearly over ``[g(xmin), g(xmax)]``. Fine steps around 0 on
-    both sides for signed data; for ``xmin = 0`` it equals ``LogQuantizer(shape=mu)``.
-    """
-
-    name = "mulaw"
-    _extra_params = ("mu",)
-    shape_param = ("mu", 1.0, 1e4)
-
-    def __init__(self, bits: int = 8, percentile: float = 100.0, mu: float = 255.0,
-                 xmin: float | None = None, xmax: float | None = None):
-        self.mu = mu
-        super().__init__(bits=bits, percentile=percentile, xmin=xmin, xmax=xmax)
-
-    def _check_params(self):
-        super()._check_params()
-        if not isinstance(self.mu, (int, float)) or not 0 < float(self.mu) <= 1e6:
-            raise ValueError(f"mulaw quantizer: mu={self.mu!r}; use a number in (0, 1e6]")
-
-    def _g_params(self):
-        m = max(abs(self.xmin_), abs(self.xmax_))
-        mu = float(self.mu)
-        return m, mu, math.log1p(mu)
-
-    def _g(self, x):
-        m, mu, den = self._g_params()
-        return np.sign(x) * np.log1p(mu * np.abs(x) / m) / den
-
-    def _g_inv(self, y):
-        m, mu, den = self._g_params()
-        return np.sign(y) * np.expm1(np.abs(y) * den) * m / mu
-
-    def _curve(self, u):
-        x = self.xmin_ + u * (self.xmax_ - self.xmin_)
-        g0, g1 = self._g(np.float64(self.xmin_)), self._g(np.float64(self.xmax_))
-        return (self._g(x) - g0) / (g1 - g0)
-
-    def _inverse_curve(self, v):
-        g0, g1 = self._g(np.float64(self.xmin_)), self._g(np.float64(self.xmax_))
-        x = self._g_inv(g0 + v * (g1 - g0))
-        return (x - self.xmin_) / (self.xmax_ - self.xmin_)

@@ -10,6 +10,7 @@ from typing import Any
 
 from . import normalize  # noqa: F401 - registers the per-channel quantizer
 from .quantize import QUANTIZERS, Quantizer
+from . import quantize_curves  # noqa: F401  (importing it registers the log, power and mu-law curves)
 
 __all__ = ["make_quantizer", "quantizer_from_dict", "QUANTIZER_NAMES", "CURVE_NAMES"]
 

@@ -50,6 +50,7 @@ import zipfile
 from pathlib import Path
 
 from eval.install import InstallError, _note_outside_hub, check_sha256, download_weights_archive, read_archive_member
+from eval.install.tf_graph import ConstEvaluator, const_value, parse_graph, scalar_const, through_identity
 from eval.models.weights import (
     SSDLITE_CONTENT_SHA256,
     SSDLITE_ENV_VAR,
@@ -69,167 +70,6 @@ GRAPH_SHA256 = "7a23982e5825c809853351c9c3e7f7dc05891513ad79b4eded4eea93198cc47a
 
 _NMS = "Postprocessor/BatchMultiClassNonMaxSuppression/map/while/MultiClassNonMaxSuppression/"
 _RESIZE = "Preprocessor/map/while/ResizeImage/"
-
-# TensorFlow DataType enum values (tensorflow/core/framework/types.proto) of the constants read here
-_DTYPES = {1: "float32", 2: "float64", 3: "int32", 4: "uint8", 9: "int64", 10: "bool"}
-
-
-# ------------------------------------------------------------------------------------------- graph reading
-
-def parse_graph(data: bytes):
-    """``{node name: NodeDef}`` of a serialized ``GraphDef`` (needs the ``tensorboard`` package)."""
-    try:
-        from tensorboard.compat.proto import graph_pb2
-    except ImportError as exc:
-        raise InstallError(f"reading the detector's TensorFlow graph needs tensorboard ({exc}); "
-                           "pip install tensorboard (a dependency of this package), then rerun") from None
-    g = graph_pb2.GraphDef()
-    try:
-        g.ParseFromString(data)
-    except Exception as exc:  # noqa: BLE001 - protobuf raises its own DecodeError
-        raise InstallError(f"{GRAPH_MEMBER} is not a TensorFlow GraphDef ({exc})") from None
-    return {n.name: n for n in g.node}
-
-
-def _const(node):
-    """A ``Const`` node's value as a numpy array."""
-    import numpy as np
-
-    t = node.attr["value"].tensor
-    dtype = _DTYPES.get(t.dtype)
-    if dtype is None:
-        raise InstallError(f"graph constant {node.name} has TensorFlow dtype {t.dtype}, which the installer does not read")
-    shape = [d.size for d in t.tensor_shape.dim]
-    if t.tensor_content:
-        return np.frombuffer(t.tensor_content, dtype=dtype).reshape(shape).copy()
-    for field in ("float_val", "double_val", "int_val", "int64_val", "bool_val"):
-        values = list(getattr(t, field))
-        if values:
-            a = np.array(values, dtype=dtype)
-            return np.broadcast_to(a, shape).copy() if shape else a.reshape(())
-    return np.zeros(shape, dtype=dtype)
-
-
-class _Evaluator:
-    """Evaluates graph nodes that depend on constants only, with numpy, op by op in the graph's dtypes.
-
-    Enough ops for the anchor generator and the postprocessor's constants; an op outside
-    :attr:`OPS` raises :class:`InstallError` naming it (a graph this port does not know).
-    float32 ``+ - * /`` and ``sqrt`` are correctly rounded in numpy as in TensorFlow's CPU kernels,
-    so the values are TensorFlow's own.
-    """
-
-    OPS = ("Const", "Identity", "Cast", "Add", "AddV2", "Sub", "Mul", "RealDiv", "Sqrt", "Minimum", "Maximum",
-           "Range", "Reshape", "ConcatV2", "Pack", "Unpack", "ExpandDims", "Tile", "Shape", "Slice", "StridedSlice",
-           "Fill", "Size", "Rank", "Transpose", "Squeeze", "Equal", "All", "Assert")
-
-    def __init__(self, nodes):
-        self.nodes = nodes
-        self.values: dict[str, list] = {}
-
-    def __call__(self, ref: str):
-        name, _, index = ref.partition(":")
-        if name not in self.values:
-            self.values[name] = self._run(name)
-        return self.values[name][int(index or 0)]
-
-    def _run(self, name: str) -> list:
-        import numpy as np
-
-        node = self.nodes.get(name)
-        if node is None:
-            raise InstallError(f"the graph has no node {name!r}; it is not the expected SSDLite graph")
-        op = node.op
-        if op not in self.OPS:
-            raise InstallError(f"node {name} ({op}) does not depend on constants only or is an op the installer "
-                               "does not evaluate; the graph is not the expected SSDLite graph")
-        if op == "Const":
-            return [_const(node)]
-        x = [self(i) for i in node.input if not i.startswith("^")]
-        attr = node.attr
-        if op in ("Identity",):
-            return [x[0]]
-        if op == "Cast":
-            return [np.asarray(x[0]).astype(_DTYPES[attr["DstT"].type])]
-        if op in ("Add", "AddV2", "Sub", "Mul", "RealDiv", "Minimum", "Maximum", "Equal"):
-            fn = {"Add": np.add, "AddV2": np.add, "Sub": np.subtract, "Mul": np.multiply, "RealDiv": np.divide,
-                  "Minimum": np.minimum, "Maximum": np.maximum, "Equal": np.equal}[op]
-            a, b = np.asarray(x[0]), np.asarray(x[1])
-            if a.dtype != b.dtype:
-                raise InstallError(f"node {name} ({op}) mixes {a.dtype} and {b.dtype}")
-            out = fn(a, b)
-            return [out if op == "Equal" else out.astype(a.dtype, copy=False)]
-        if op == "Sqrt":
-            return [np.sqrt(x[0])]
-        if op == "Range":
-            return [np.arange(x[0], x[1], x[2], dtype=np.asarray(x[0]).dtype)]
-        if op == "Reshape":
-            return [np.reshape(x[0], [int(v) for v in np.asarray(x[1]).reshape(-1)])]
-        if op == "ConcatV2":
-            return [np.concatenate(x[:-1], axis=int(x[-1]))]
-        if op == "Pack":
-            return [np.stack(x, axis=attr["axis"].i)]
-        if op == "Unpack":
-            a = np.asarray(x[0])
-            return [np.take(a, k, axis=attr["axis"].i) for k in range(a.shape[attr["axis"].i])]
-        if op == "ExpandDims":
-            return [np.expand_dims(x[0], int(x[1]))]
-        if op == "Tile":
-            return [np.tile(x[0], [int(v) for v in x[1]])]
-        if op == "Shape":
-            return [np.array(np.shape(x[0]), dtype=_DTYPES[attr["out_type"].type])]
-        if op == "Size":
-            return [np.array(np.size(x[0]), dtype=_DTYPES[attr["out_type"].type])]
-        if op == "Rank":
-            return [np.array(np.ndim(x[0]), dtype=np.int32)]
-        if op == "Fill":
-            return [np.full([int(v) for v in np.asarray(x[0]).reshape(-1)], x[1])]
-        if op == "Slice":
-            begin, size = [int(v) for v in x[1]], [int(v) for v in x[2]]
-            a = np.asarray(x[0])
-            return [a[tuple(slice(b, None if s == -1 else b + s) for b, s in zip(begin, size))]]
-        if op == "StridedSlice":
-            return [self._strided_slice(node, *x)]
-        if op == "Transpose":
-            return [np.transpose(x[0], [int(v) for v in x[1]])]
-        if op == "Squeeze":
-            dims = tuple(attr["squeeze_dims"].list.i) or None
-            return [np.squeeze(x[0], axis=dims)]
-        if op == "All":
-            return [np.all(x[0], axis=tuple(int(v) for v in np.asarray(x[1]).reshape(-1)))]
-        if op == "Assert":
-            if not bool(x[0]):
-                raise InstallError(f"the graph's own check {name} fails on its constants; it is not the expected SSDLite graph")
-            return [None]
-        raise AssertionError(op)  # pragma: no cover - OPS and the branches above list the same ops
-
-    @staticmethod
-    def _strided_slice(node, a, begin, end, strides):
-        import numpy as np
-
-        attr = node.attr
-        if attr["ellipsis_mask"].i or attr["new_axis_mask"].i:
-            raise InstallError(f"node {node.name}: StridedSlice with ellipsis/new axis masks is not evaluated here")
-        a = np.asarray(a)
-        index = []
-        for k, (b, e, s) in enumerate(zip(begin, end, strides)):
-            if attr["shrink_axis_mask"].i >> k & 1:
-                index.append(int(b))
-                continue
-            index.append(slice(None if attr["begin_mask"].i >> k & 1 else int(b),
-                               None if attr["end_mask"].i >> k & 1 else int(e), int(s)))
-        return a[tuple(index)]
-
-
-def _scalar(nodes, name: str) -> float:
-    node = nodes.get(name)
-    if node is None or node.op != "Const":
-        raise InstallError(f"the graph has no constant {name!r}; it is not the expected SSDLite graph")
-    v = _const(node)
-    if v.size != 1:
-        raise InstallError(f"graph constant {name} has {v.size} values where one is expected")
-    return float(v.reshape(()))
-
 
 def _require(condition: bool, what: str) -> None:
     if not condition:
@@ -252,7 +92,7 @@ def _check_step(nodes, step, in_channels: int, predictor: bool = False) -> list[
     _require(list(node.attr["dilations"].list.i) in ([], [1, 1, 1, 1]), f"{op_name} is dilated")
     _require(node.attr["data_format"].s in (b"", b"NHWC"), f"{op_name} is not NHWC")
     names = [n for n in _weight_names(step, predictor)]
-    w = _const(nodes[names[0]])
+    w = const_value(nodes[names[0]])
     if step.kind == "conv":
         _require(w.ndim == 4 and w.shape[2] == in_channels and (step.out_channels in (0, w.shape[3])),
                  f"{names[0]} has shape {w.shape} (input {in_channels}, output {step.out_channels})")
@@ -269,7 +109,7 @@ def _check_step(nodes, step, in_channels: int, predictor: bool = False) -> list[
             _require(relu.input[0] == bn.name, f"{step.scope}/Relu6 does not follow its batch norm")
     for n in names:
         _require(n in nodes and nodes[n].op == "Const", f"no constant {n}")
-        _require(_const(nodes[n]).dtype == np.float32, f"{n} is not float32")
+        _require(const_value(nodes[n]).dtype == np.float32, f"{n} is not float32")
     return names
 
 
@@ -285,28 +125,33 @@ def _epsilon(nodes) -> float:
     return next(iter(eps))
 
 
-def _tap_source(nodes, name: str) -> str:
-    """The node a predictor's input resolves to through Identity nodes."""
-    node = nodes[name]
-    while node.op == "Identity":
-        node = nodes[node.input[0]]
-    return node.name
-
-
 def convert_graph(data: bytes) -> dict:
     """The arrays to save (``name -> float32 array``) from the bytes of ``frozen_inference_graph.pb``.
 
     Checks the graph against :mod:`eval.models.ssdlite_graph` and reads the facts listed in the
-    module docstring; raises :class:`InstallError` (one line) on the first difference.
+    module docstring, one part of the graph after the other; raises :class:`InstallError` (one line)
+    on the first difference.
     """
     import numpy as np
 
-    from eval.models import ssdlite_graph as arch
-
     nodes = parse_graph(data)
     arrays: dict[str, np.ndarray] = {}
+    map_channels = _layer_arrays(nodes, arrays)
+    _predictor_arrays(nodes, arrays, map_channels)
+    ev = ConstEvaluator(nodes)
+    _preprocessing_facts(nodes, ev, arrays)
+    _anchor_array(ev, arrays)
+    _box_coder_facts(nodes, arrays)
+    _score_facts(nodes, ev, arrays)
+    _nms_facts(nodes, ev, arrays)
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
 
-    # -- layers: the backbone, with residual additions where the port adds
+
+def _layer_arrays(nodes, arrays: dict) -> dict:
+    """The backbone's and the extra layers' weights into ``arrays``, residual additions checked where the port
+    adds; returns the channel count of each map a box predictor reads."""
+    from eval.models import ssdlite_graph as arch
+
     channels, stack = 3, []
     for step in arch.BACKBONE:
         if step.kind == "push":
@@ -318,7 +163,7 @@ def convert_graph(data: bytes) -> dict:
             _require(stack.pop() == channels, f"{step.scope}'s residual changes the channel count")
             continue
         for n in _check_step(nodes, step, channels):
-            arrays[n] = _const(nodes[n])
+            arrays[n] = const_value(nodes[n])
         channels = arrays[step.scope + ("/weights" if step.kind == "conv" else "/depthwise_weights")].shape[-2 if step.kind == "dw" else -1]
     residual_scopes = {s.scope for s in arch.BACKBONE if s.kind == "add"}
     graph_adds = {n[: -len("/add")] for n in nodes if n.startswith(arch.FE + "expanded_conv") and n.endswith("/add")}
@@ -327,81 +172,109 @@ def convert_graph(data: bytes) -> dict:
     for extra in arch.EXTRAS:
         for step in extra:
             for n in _check_step(nodes, step, channels):
-                arrays[n] = _const(nodes[n])
+                arrays[n] = const_value(nodes[n])
             w = arrays[step.scope + ("/weights" if step.kind == "conv" else "/depthwise_weights")]
             channels = w.shape[-1] if step.kind == "conv" else w.shape[2]
         map_channels[extra[2].scope] = channels
     map_channels[arch.FE + "expanded_conv_13/expand"] = arrays[arch.FE + "expanded_conv_13/expand/weights"].shape[-1]
+    return map_channels
 
-    # -- predictors: which map feeds each, and their convolutions
+
+def _predictor_arrays(nodes, arrays: dict, map_channels: dict):
+    """Which map feeds each box predictor, and their convolutions' weights into ``arrays``."""
+    from eval.models import ssdlite_graph as arch
+
     for i, source in enumerate(arch.PREDICTOR_SOURCES):
         (box_dw, box_pw), (cls_dw, cls_pw) = arch.predictor_steps(i)
         for dw, pw in ((box_dw, box_pw), (cls_dw, cls_pw)):
-            got = _tap_source(nodes, nodes[dw.scope + "/depthwise"].input[0])
+            got = through_identity(nodes, nodes[dw.scope + "/depthwise"].input[0])
             _require(got == source + "/Relu6", f"BoxPredictor_{i} reads {got}, the port feeds it {source}")
             for n in _check_step(nodes, dw, map_channels[source]):
-                arrays[n] = _const(nodes[n])
+                arrays[n] = const_value(nodes[n])
             for n in _check_step(nodes, pw, map_channels[source], predictor=True):
-                arrays[n] = _const(nodes[n])
+                arrays[n] = const_value(nodes[n])
     for name in ("concat", "concat_1"):
-        got = [_tap_source(nodes, s) for s in nodes[name].input[:-1]]
+        got = [through_identity(nodes, s) for s in nodes[name].input[:-1]]
         _require(len(got) == len(arch.PREDICTOR_SOURCES), f"{name} joins {len(got)} predictors")
 
-    # -- preprocessing: resize (attributes), scaling to [-1, 1]
+
+def _preprocessing_facts(nodes, ev, arrays: dict):
+    """The resize (size and attributes) and the scaling to [-1, 1], and batch norm's epsilon."""
+    import numpy as np
+
+    from eval.models import ssdlite_graph as arch
+
     resize = nodes.get(_RESIZE + "resize_images/ResizeBilinear")
     _require(resize is not None and resize.op == "ResizeBilinear", "no ResizeBilinear in the preprocessor")
-    ev = _Evaluator(nodes)
     size = ev(resize.input[1])
     _require(size.shape == (2,), "the resize size is not a constant pair")
     mul, sub = nodes["Preprocessor/mul"], nodes["Preprocessor/sub"]
     _require(mul.op == "Mul" and sub.op == "Sub" and sub.input[0] == "Preprocessor/mul",
              "the preprocessor is not x * scale - offset")
-    _require(_tap_source(nodes, arch.FE + "MobilenetV2/input") == "Preprocessor/sub", "the backbone's input is not the scaled image")
+    _require(through_identity(nodes, arch.FE + "MobilenetV2/input") == "Preprocessor/sub", "the backbone's input is not the scaled image")
     arrays["graph/input_size"] = size.astype(np.float32)
     arrays["graph/resize_align_corners"] = np.float32(resize.attr["align_corners"].b)
     arrays["graph/resize_half_pixel_centers"] = np.float32(resize.attr["half_pixel_centers"].b)
-    arrays["graph/preprocess_scale"] = np.float32(_scalar(nodes, "Preprocessor/mul/x"))
-    arrays["graph/preprocess_sub"] = np.float32(_scalar(nodes, "Preprocessor/sub/y"))
+    arrays["graph/preprocess_scale"] = np.float32(scalar_const(nodes, "Preprocessor/mul/x"))
+    arrays["graph/preprocess_sub"] = np.float32(scalar_const(nodes, "Preprocessor/sub/y"))
     arrays["graph/bn_epsilon"] = np.float32(_epsilon(nodes))
 
-    # -- anchors: the graph's own generator, evaluated
+
+def _anchor_array(ev, arrays: dict):
+    """The anchors: the graph's own generator, evaluated."""
+    import numpy as np
+
+    from eval.models import ssdlite_graph as arch
+
     anchors = ev("Concatenate/concat")
     _require(anchors.dtype == np.float32 and anchors.ndim == 2 and anchors.shape[1] == 4, "anchors are not [N, 4] float32")
     expected = sum(a * s * s for a, s in zip(arch.NUM_ANCHORS, (19, 10, 5, 3, 2, 1)))
     _require(anchors.shape[0] == expected, f"{anchors.shape[0]} anchors, the port expects {expected} on 300x300")
     arrays["graph/anchors"] = anchors
 
-    # -- box coder: rel codes [ty, tx, th, tw] divided by these scale factors
+
+def _box_coder_facts(nodes, arrays: dict):
+    """The box coder: relative codes ``[ty, tx, th, tw]`` divided by these scale factors."""
+    import numpy as np
+
     decode = "Postprocessor/Decode/"
     scales = []
     for k, name in enumerate(("truediv", "truediv_1", "truediv_2", "truediv_3")):
         node = nodes[decode + name]
         _require(node.input[0] == decode + "unstack" + (f":{k}" if k else ""), f"{decode}{name} does not scale code {k}")
-        scales.append(_scalar(nodes, node.input[1]))
+        scales.append(scalar_const(nodes, node.input[1]))
     for name, fn in (("Exp", "truediv_3"), ("Exp_1", "truediv_2")):
         _require(nodes[decode + name].op == "Exp" and nodes[decode + name].input[0] == decode + fn, f"{decode}{name}")
     arrays["graph/box_code_scales"] = np.array(scales, dtype=np.float32)
 
-    # -- scores: logits / scale, sigmoid, background column dropped, class id offset
+
+def _score_facts(nodes, ev, arrays: dict):
+    """Scores: logits / scale, sigmoid, background column dropped, class id offset."""
+    import numpy as np
+
     convert = nodes.get("Postprocessor/convert_scores")
     _require(convert is not None and convert.op == "Sigmoid", f"scores are converted by {getattr(convert, 'op', None)}, not Sigmoid")
     _require(nodes["Postprocessor/scale_logits"].input[0] == "concat_1", "the score conversion does not read the class logits")
-    arrays["graph/logit_scale"] = np.float32(_scalar(nodes, "Postprocessor/scale_logits/y"))
+    arrays["graph/logit_scale"] = np.float32(scalar_const(nodes, "Postprocessor/scale_logits/y"))
     begin = ev("Postprocessor/Slice/begin")
     _require(list(begin[:2]) == [0, 0], "the background slice is not on the class axis")
     arrays["graph/background_classes"] = np.float32(begin[2])
-    arrays["graph/class_id_offset"] = np.float32(_scalar(nodes, "add/y"))
+    arrays["graph/class_id_offset"] = np.float32(scalar_const(nodes, "add/y"))
 
-    # -- non-maximum suppression (one class), then sort, clip to the window, drop empty boxes, keep the top ones
+
+def _nms_facts(nodes, ev, arrays: dict):
+    """Non-maximum suppression (one class), then sort, clip to the window, drop empty boxes, keep the top ones."""
+    import numpy as np
+
     nms = nodes.get(_NMS + "non_max_suppression/NonMaxSuppressionV3")
     _require(nms is not None, "no NonMaxSuppressionV3")
     _require(nms.input[3] == _NMS + "non_max_suppression/iou_threshold"
              and nms.input[4] == _NMS + "non_max_suppression/score_threshold", "NMS thresholds are not the named constants")
-    arrays["graph/nms_iou_threshold"] = np.float32(_scalar(nodes, _NMS + "non_max_suppression/iou_threshold"))
-    arrays["graph/nms_score_threshold"] = np.float32(_scalar(nodes, _NMS + "non_max_suppression/score_threshold"))
+    arrays["graph/nms_iou_threshold"] = np.float32(scalar_const(nodes, _NMS + "non_max_suppression/iou_threshold"))
+    arrays["graph/nms_score_threshold"] = np.float32(scalar_const(nodes, _NMS + "non_max_suppression/score_threshold"))
     _require(nms.input[2] == _NMS + "Minimum", "the NMS output size is not min(max per class, boxes)")
-    arrays["graph/nms_max_per_class"] = np.float32(_scalar(nodes, _NMS + "Minimum/x"))
-    arrays["graph/max_detections"] = np.float32(_scalar(nodes, _NMS + "Minimum_1/x"))
+    arrays["graph/nms_max_per_class"] = np.float32(scalar_const(nodes, _NMS + "Minimum/x"))
+    arrays["graph/max_detections"] = np.float32(scalar_const(nodes, _NMS + "Minimum_1/x"))
     _require(list(nodes["Postprocessor/truediv"].input) == ["Postprocessor/unstack", "Postprocessor/ToFloat_1"]
              and list(nodes["Postprocessor/truediv_1"].input) == ["Postprocessor/unstack:1", "Postprocessor/ToFloat_2"],
              "the clip window is not the resized image's shape over the input size")
@@ -410,9 +283,8 @@ def convert_graph(data: bytes) -> dict:
                        np.float32(true_shape[1]) / ev("Postprocessor/ToFloat_2")], dtype=np.float32)
     arrays["graph/clip_window"] = window
     clip = nodes.get(_NMS + "ClipToWindow/Greater")
-    _require(clip is not None and _scalar(nodes, _NMS + "ClipToWindow/Greater/y") == 0.0,
+    _require(clip is not None and scalar_const(nodes, _NMS + "ClipToWindow/Greater/y") == 0.0,
              "clipped boxes are not filtered by area > 0")
-    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
 
 
 def write_npz(path: str | os.PathLike, arrays: dict) -> Path:
