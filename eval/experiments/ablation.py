@@ -165,7 +165,7 @@ def _plan(config: AblateConfig, folder):
         if sizes else {}
     references = prepare_references(setup.adapter, setup.test, progress=progress)
     plan = ab.AblationPlan(setup.test, references, list(config.qps), setup.model_spec,
-                           bitstream_dir=str(folder.bitstreams_dir) if config.run.keep_bitstreams else None)
+                           bitstream_dir=config.run.bitstream_dir(folder))
     identity = np.arange(setup.calib.n_channels, dtype=np.int64)
     for s in settings:
         ab.add_variants(plan, s, identity, orders, variants, refs, oracle, by_size, n_calib)

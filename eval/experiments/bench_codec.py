@@ -140,7 +140,7 @@ def bench_codec(config: BenchCodecConfig, *, command: str | None = None, source:
         qps = {c.label: bm.qps_for(c, config.qps, config.qps_av1) for c in configs}
         jobs = [job for c in configs for job in make_jobs(
             setup.test, references, orders.arrays(), setup.quantizer_dict, c.codec, qps[c.label], setup.model_spec,
-            packing=c.packing, bitstream_dir=str(folder.bitstreams_dir) if run.keep_bitstreams else None)]
+            packing=c.packing, bitstream_dir=run.bitstream_dir(folder))]
         for c in configs:
             if c.error:
                 print(f"warning: {c.label}: {c.error}; its cells will fail", file=sys.stderr)

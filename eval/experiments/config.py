@@ -451,6 +451,10 @@ class RunConfig:
         """What :func:`eval.pipeline.runner.run_grid` takes from this group."""
         return dict(workers=self.workers, scheduler=self.scheduler, max_attempts=self.max_attempts, progress=self.progress)
 
+    def bitstream_dir(self, folder) -> str | None:
+        """Where the cells keep their bitstreams: the study folder's ``bitstreams/`` with ``keep_bitstreams``, else None."""
+        return str(folder.bitstreams_dir) if self.keep_bitstreams else None
+
 
 # ----------------------------------------------------------------------------------------- checks before the work
 

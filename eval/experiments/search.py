@@ -250,7 +250,7 @@ def _code_main_grid(config: SearchConfig, setup, folder, orders, references, sto
     run = config.run
     jobs = make_jobs(setup.test, references, orders.arrays(), setup.quantizer_dict, setup.codec_spec, config.coding.qps,
                      setup.model_spec, packing=config.coding.packing,
-                     bitstream_dir=str(folder.bitstreams_dir) if run.keep_bitstreams else None)
+                     bitstream_dir=run.bitstream_dir(folder))
     print(f"coding {len(setup.test)} test images x {len(orders)} orders x {len(config.coding.qps)} QPs = {len(jobs)} cells "
           f"with {setup.codec_spec} ({run.workers} worker{'s' if run.workers != 1 else ''})", file=sys.stderr)
     return run_grid(jobs, store, **run.grid_kwargs())
@@ -274,7 +274,7 @@ def _code_compared(config: SearchConfig, setup, folder, orders, references, rows
     return compare_runs(
         config.run_specs(names, setup.codec_spec), setup, orders, references, rows, store, qps=config.coding.qps,
         match_qps=config.match_qps, packing=config.coding.packing,
-        bitstream_dir=str(folder.bitstreams_dir) if run.keep_bitstreams else None, method=config.coding.bd_method,
+        bitstream_dir=run.bitstream_dir(folder), method=config.coding.bd_method,
         replicates=config.bootstrap, block=config.bootstrap_block, run_kwargs=run.grid_kwargs())
 
 

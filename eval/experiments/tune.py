@@ -195,7 +195,7 @@ def _context(config, setup, fit, val, references, store, order_name, order, choi
         order_choices=choices, scopes=list(config.quantizer_scopes), match_qps=config.match_qps,
         qp_range=make_codec(setup.codec_spec).qp_range, max_task_loss=config.max_task_loss, workers=run.workers,
         scheduler=address, max_attempts=run.max_attempts, progress=run.progress,
-        bitstream_dir=str(folder.bitstreams_dir) if run.keep_bitstreams else None, extra={"study": "tune_quantizer"},
+        bitstream_dir=run.bitstream_dir(folder), extra={"study": "tune_quantizer"},
     )
 
 
