@@ -26,10 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["StructureCost", "local_search", "SearchResult", "COMBINES", "WEIGHTS", "structure_cost_for",
+__all__ = ["StructureCost", "local_search", "SearchResult", "COMBINES", "WEIGHTS", "INTRA_COSTS", "structure_cost_for",
            "intra_costs"]
 
 COMBINES = ("min", "mean")
+INTRA_COSTS = ("constant", "mean")  # how an intra frame's channel is scored (:func:`intra_costs`)
 WEIGHTS = ("none", "qp")
 
 

@@ -23,11 +23,11 @@ import numpy as np
 
 from ..importance import as_importance
 from ..importance_cost import ImportanceCost, best_rotation
-from ..similarity import check_choice
-from ..structure_cost import COMBINES, local_search, structure_cost_for
-from ..tsp import canonical_solver, path_cost, solve_path
+from ..structure_cost import local_search, structure_cost_for
+from ..tsp import path_cost, solve_path
 from .base import ORDERERS
 from .distance import DistanceOrderer
+from .refcost import check_structure_params
 
 __all__ = ["ImportanceTSPOrder", "ImportanceCostOrder", "DEFAULT_TRADEOFF", "IMPORTANCE_ORDER_NAMES"]
 
@@ -80,14 +80,9 @@ class ImportanceTSPOrder(DistanceOrderer):
 
     def check_params(self) -> None:
         super().check_params()
-        canonical_solver(self.solver)
-        check_choice(self.intra, ("constant", "mean"), "intra cost")
-        check_choice(self.combine, COMBINES, "combine")
+        check_structure_params(self)
         if not (np.isfinite(float(self.tradeoff)) and float(self.tradeoff) >= 0):
             raise ValueError(f"tradeoff={self.tradeoff} must be a finite number >= 0")
-        from codec import make_codec
-
-        make_codec(self.codec)  # a bad spec fails before the similarity pass
         if self.importance is not None:  # a missing or broken importance file too (None fails in fit)
             as_importance(self.importance)
 

@@ -6,10 +6,22 @@ from typing import Any
 
 
 from ..similarity import check_choice
-from ..structure_cost import COMBINES, WEIGHTS, local_search, structure_cost_for
+from ..structure_cost import COMBINES, INTRA_COSTS, WEIGHTS, local_search, structure_cost_for
 from ..tsp import canonical_solver, path_cost, solve_path
 from .base import ORDERERS
 from .distance import DistanceOrderer
+
+
+def check_structure_params(orderer) -> None:
+    """The checks shared by the orderers that score an order under a codec's prediction structure (``refcost``,
+    ``imptsp``, ``impcost``): the solver of their TSP start, the cost model's ``intra`` and ``combine``, and
+    the ``codec`` spec (built here, so a bad one fails before the similarity pass)."""
+    from codec import make_codec
+
+    canonical_solver(orderer.solver)
+    check_choice(orderer.intra, INTRA_COSTS, "intra cost")
+    check_choice(orderer.combine, COMBINES, "combine")
+    make_codec(orderer.codec)
 
 
 @ORDERERS.register("refcost")
@@ -49,13 +61,8 @@ class RefCostOrder(DistanceOrderer):
 
     def check_params(self) -> None:
         super().check_params()
-        canonical_solver(self.solver)
-        check_choice(self.intra, ("constant", "mean"), "intra cost")
-        check_choice(self.combine, COMBINES, "combine")
+        check_structure_params(self)
         check_choice(self.weight, WEIGHTS, "weight")
-        from codec import make_codec
-
-        make_codec(self.codec)  # a bad spec fails before the similarity pass
 
     def fit(self, calib, y=None):
         self.check_params()
@@ -86,4 +93,4 @@ class RefCostOrder(DistanceOrderer):
         return out
 
 
-__all__ = ["RefCostOrder"]
+__all__ = ["RefCostOrder", "check_structure_params"]
