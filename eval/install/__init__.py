@@ -200,6 +200,19 @@ def _note_outside_hub(weights_dir, path: Path, filename: str, env_var: str) -> N
         print(f"note: outside the torch hub cache; set {env_var}={path} so eval finds it")
 
 
+def run_install_steps(*steps) -> int:
+    """Run install steps (callables) in turn and return the process exit status: 0, or 1 at the first
+    :class:`InstallError` or ``OSError``, printed as one line. Every ``python -m eval.install...`` entry
+    point ends this way."""
+    for step in steps:
+        try:
+            step()
+        except (InstallError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the process exit status."""
     parser = argparse.ArgumentParser(prog="python -m eval.install",
@@ -234,24 +247,15 @@ def main(argv: list[str] | None = None) -> int:
             args.weights_dir, args.ssdlite_archive, args.force)
         _note_outside_hub(args.weights_dir, path, SSDLITE_FILENAME, SSDLITE_ENV_VAR)
 
-    def opencv_doc():  # stdlib only, like this module
-        module = importlib.import_module("eval.install.opencv_doc")
-        try:
-            module.install_opencv_doc(deb=args.opencv_doc_deb, force=args.force)
-        except module.AptUnavailableError as exc:
-            print(f"note: {exc}", file=sys.stderr)  # not fatal: the studies take --video / --test instead
+    def opencv_doc():  # stdlib only, like this module; no apt is a note, not a failure
+        importlib.import_module("eval.install.opencv_doc").install_or_note(deb=args.opencv_doc_deb, force=args.force)
 
     steps = [(True, mobilenet),
              (not args.no_python_tsp, lambda: importlib.import_module("eval.install.python_tsp").install_python_tsp(force=args.force)),
              (not args.no_ssdlite, ssdlite), (not args.no_opencv_doc, opencv_doc)]
-    for wanted, step in steps:
-        if not wanted:
-            continue
-        try:
-            step()
-        except (InstallError, OSError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+    status = run_install_steps(*(step for wanted, step in steps if wanted))
+    if status:
+        return status
     if args.detectron2:
         # Imported only when asked (through sys.modules, so the module can be substituted in tests).
         detectron2_install = importlib.import_module("eval.install.detectron2")

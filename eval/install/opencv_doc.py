@@ -31,10 +31,10 @@ import tempfile
 from pathlib import Path
 
 from eval.data.installed import OPENCV_DOC_FILES, opencv_doc_dir
-from eval.install import InstallError, _copy_verified
+from eval.install import InstallError, _copy_verified, run_install_steps
 from eval.models.weights import sha256_file
 
-__all__ = ["DEB_PACKAGE", "DEB_DATA_DIR", "AptUnavailableError", "download_deb", "install_opencv_doc", "main"]
+__all__ = ["DEB_PACKAGE", "DEB_DATA_DIR", "AptUnavailableError", "download_deb", "install_opencv_doc", "install_or_note", "main"]
 
 DEB_PACKAGE = "opencv-doc"
 DEB_DATA_DIR = "usr/share/doc/opencv-doc/examples/data"
@@ -118,21 +118,23 @@ def install_opencv_doc(target_dir: str | os.PathLike | None = None, deb: str | o
     return target
 
 
+def install_or_note(deb: str | os.PathLike | None = None, force: bool = False) -> Path | None:
+    """:func:`install_opencv_doc`, or, on a machine without apt, a one-line note on stderr and None: not a
+    failure, since the studies then take ``--video PATH`` / ``--test DIR`` instead."""
+    try:
+        return install_opencv_doc(deb=deb, force=force)
+    except AptUnavailableError as exc:
+        print(f"note: {exc}", file=sys.stderr)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the process exit status (0 with a note when apt is absent)."""
     parser = argparse.ArgumentParser(prog="python -m eval.install.opencv_doc", description=__doc__.split("\n\n")[0])
     parser.add_argument("--deb", default=None, help=f"use this downloaded {DEB_PACKAGE}_*.deb instead of apt-get download")
     parser.add_argument("--force", action="store_true", help="copy the files again even if valid ones are present")
     args = parser.parse_args(argv)
-    try:
-        install_opencv_doc(deb=args.deb, force=args.force)
-    except AptUnavailableError as exc:
-        print(f"note: {exc}", file=sys.stderr)
-        return 0
-    except (InstallError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_install_steps(lambda: install_or_note(deb=args.deb, force=args.force))
 
 
 if __name__ == "__main__":

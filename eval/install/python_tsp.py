@@ -117,14 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.install.python_tsp", description=__doc__.split("\n\n")[0])
     parser.add_argument("--force", action="store_true", help="reinstall the pinned versions")
     args = parser.parse_args(argv)
-    from eval.install import InstallError
+    from eval.install import run_install_steps
 
-    try:
-        install_python_tsp(force=args.force)
-    except (InstallError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_install_steps(lambda: install_python_tsp(force=args.force))
 
 
 if __name__ == "__main__":

