@@ -19,19 +19,11 @@ from eval.models.mobilenet import window_positions
 from eval.tasks.classification import KLFidelity
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a busy 2-core machine, thread hand-offs dominate small CPU convolutions."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def model(one_thread):
+def model(one_torch_thread):
     # 112 px window stride (28 feature px) keeps the tests fast; the default is 64 px.
     return make_model("mobilenet_v2", window_stride=112)
 

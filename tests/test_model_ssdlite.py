@@ -32,15 +32,7 @@ def _installed(what, fn):
         pytest.fail(f"{what} is not installed ({exc}); run `python -m eval.install` first")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a busy 2-core machine, thread hand-offs dominate small CPU convolutions."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
