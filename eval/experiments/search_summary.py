@@ -50,7 +50,9 @@ def search_summary(config, setup, folder, orders, report, compared, rows) -> tup
             extra.update(bd_rate_vs_anchor=_vs(anchor_vs), bd_rate_vs_anchor_anchor=run_label(MPEG_ANCHOR, "identity"))
             extra["warnings"] += anchor_vs.warnings
     # what the data said about itself (a damaged JPEG decodes, but a reader must know)
-    extra["warnings"] = extra.get("warnings", report.warnings) + setup.calib.warnings() + setup.test.warnings()
+    # the reports overlap (a compared run's own report and the runs reports name the same curves): each warning once
+    extra["warnings"] = list(dict.fromkeys(extra.get("warnings", report.warnings) + setup.calib.warnings()
+                                           + setup.test.warnings()))
     extra.update({
         "model": setup.model_spec, "codec": setup.codec_spec, "quantizer": setup.quantizer_dict,
         "packing": config.coding.packing, "qps": list(config.coding.qps), "calibration": setup.calib.ids,
